@@ -1,0 +1,1 @@
+"""Adaptive RMU unlearning pipeline: one module per DVC stage, pure functions underneath."""

@@ -1,0 +1,51 @@
+"""Stage: generate answers to the unlearned split (forget + retain train) and score them the SemEval way.
+
+python -m stages.evaluate --model {target|unlearned}
+"""
+import argparse
+
+from .errors import exit_on_error
+from .generation import greedy_generate
+from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json, write_jsonl
+from .modeling import MODEL_DIRS, load_model, resolve_device
+from .params import load_validated
+from .scoring import row_kind, row_score, task_aggregate, task_scores
+
+
+
+def evaluate_task(model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int):
+    """(twelve raw task scores, one record per row with its generation and score)."""
+    generations = greedy_generate(model, tokenizer, [row["input"] for row in rows], max_new_tokens, batch_size,
+                                  desc="evaluate")
+    scores = task_scores(rows, generations)
+    records = [{"id": row["id"], "task": row["task"], "split": row["split"], "kind": row_kind(row["id"]),
+                "output": row["output"], "generation": generation, "score": row_score(row, generation)}
+               for row, generation in zip(rows, generations)]
+    return scores, records
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, choices=sorted(MODEL_DIRS))
+    return parser.parse_args(argv)
+
+
+@exit_on_error
+def main(argv=None):
+    args = parse_args(argv)
+    params = load_validated()
+    device = resolve_device(params["device"])
+    rows = read_jsonl(PREPARED / "forget_train.jsonl") + read_jsonl(PREPARED / "retain_train.jsonl")
+    model, tokenizer = load_model(MODEL_DIRS[args.model], device)
+    scores, records = evaluate_task(model, tokenizer, rows, params["evaluate"]["max_new_tokens"],
+                                    params["evaluate"]["batch_size"])
+    aggregate = task_aggregate(scores)
+    with atomic_output(EVAL_DIR / args.model / "task") as out_dir:
+        out_dir.mkdir()
+        write_json(out_dir / "scores.json", {"scores": scores, "task_aggregate": aggregate})
+        write_jsonl(out_dir / "generations.jsonl", records)
+    print(f"{args.model}: task aggregate {aggregate:.4f} over {len(rows)} rows")
+
+
+if __name__ == "__main__":
+    main()

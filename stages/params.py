@@ -1,0 +1,113 @@
+"""params.yaml, loaded once and checked before any heavy work. Every bad value is one PipelineError line."""
+from pathlib import Path
+
+import yaml
+
+from .errors import PipelineError
+
+PARAMS_FILE = "params.yaml"
+
+DATA_SOURCES = ("synthetic",)
+MODEL_SOURCES = ("scratch",)
+MMLU_SOURCES = ("builtin",)
+UNLEARN_METHODS = ("adaptive_rmu", "rmu")
+DIRECTIONS = ("gaussian", "uniform")
+
+
+def load_params(path=PARAMS_FILE) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found; run from the project root, where params.yaml lives")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise PipelineError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path}: expected a mapping of params at the top level")
+    return params
+
+
+def get(params: dict, key: str):
+    """params['a']['b'] for key 'a.b', with an error naming the missing key."""
+    node = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise PipelineError(f"params.yaml: missing key `{key}`; add it (see the README's params table)")
+        node = node[part]
+    return node
+
+
+def number(params: dict, key: str, *, minimum=None, exclusive=False, integer=False):
+    value = get(params, key)
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        raise PipelineError(f"params.yaml: `{key}` must be {kind}, got {value!r}")
+    if minimum is not None and (value <= minimum if exclusive else value < minimum):
+        bound = f"> {minimum}" if exclusive else f">= {minimum}"
+        raise PipelineError(f"params.yaml: `{key}` must be {bound}, got {value!r}")
+    return value
+
+
+def choice(params: dict, key: str, allowed):
+    value = get(params, key)
+    if value not in allowed:
+        raise PipelineError(f"params.yaml: `{key}` is {value!r}; choose one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def layer_triple(value, num_layers: int | None = None) -> list[int]:
+    """Three consecutive 0-based decoder layer indices; the last one is steered."""
+    hint = "set `layers` to three consecutive indices, e.g. layers: [5, 6, 7]"
+    if (not isinstance(value, list) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise PipelineError(f"params.yaml: `layers` is {value!r}, not a list of three integers; {hint}")
+    if value[1] != value[0] + 1 or value[2] != value[1] + 1 or value[0] < 0:
+        raise PipelineError(f"params.yaml: `layers` {value} are not three consecutive non-negative indices; {hint}")
+    if num_layers is not None and value[2] >= num_layers:
+        raise PipelineError(
+            f"params.yaml: `layers` {value} does not fit the model, which has {num_layers} decoder layers "
+            f"(valid indices 0..{num_layers - 1})")
+    return value
+
+
+def validate(params: dict) -> dict:
+    """Check every key the pipeline reads; raise on the first bad one. Returns params unchanged."""
+    device = get(params, "device")
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise PipelineError(f"params.yaml: `device` is {device!r}; use auto, cpu, cuda or cuda:N")
+    layer_triple(get(params, "layers"))
+    number(params, "alpha", minimum=0)
+    choice(params, "data.source", DATA_SOURCES)
+    number(params, "data.seed", integer=True)
+    for key in ("train_docs", "validation_docs", "nonmember_docs", "gk_countries", "gk_test_per_subject"):
+        number(params, f"data.synthetic.{key}", minimum=1, integer=True)
+    choice(params, "model.source", MODEL_SOURCES)
+    for key in ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size",
+                "max_position_embeddings"):
+        number(params, f"model.scratch.{key}", minimum=1, integer=True)
+    number(params, "model.train.epochs", minimum=1, integer=True)
+    number(params, "model.train.lr", minimum=0, exclusive=True)
+    number(params, "model.train.batch_size", minimum=1, integer=True)
+    number(params, "model.train.seed", integer=True)
+    for key in ("sc_rouge", "qa_exact", "mmlu", "mia_auc"):
+        number(params, f"model.require.{key}", minimum=0)
+    choice(params, "unlearn.method", UNLEARN_METHODS)
+    choice(params, "unlearn.direction", DIRECTIONS)
+    number(params, "unlearn.beta", minimum=0, exclusive=True)
+    number(params, "unlearn.steering_coeff", minimum=0, exclusive=True)
+    number(params, "unlearn.lr", minimum=0, exclusive=True)
+    for key in ("steps", "batch_size", "max_length"):
+        number(params, f"unlearn.{key}", minimum=1, integer=True)
+    number(params, "unlearn.seed", integer=True)
+    number(params, "evaluate.max_new_tokens", minimum=1, integer=True)
+    number(params, "evaluate.batch_size", minimum=1, integer=True)
+    number(params, "mia.batch_size", minimum=1, integer=True)
+    choice(params, "mmlu.source", MMLU_SOURCES)
+    number(params, "mmlu.k", minimum=0, integer=True)
+    number(params, "mmlu.batch_size", minimum=1, integer=True)
+    return params
+
+
+def load_validated(path=PARAMS_FILE) -> dict:
+    return validate(load_params(path))

@@ -1,0 +1,169 @@
+"""Stage `target`: the model that knows what it will be asked to forget.
+
+Default (`model.source: scratch`): a byte-level BPE tokenizer and an OLMo-architecture model trained from
+scratch on forget + retain (all splits) + the general-knowledge text until it has memorised them. Every row is
+trained as `input + " " + output + EOS`, so that greedy generation from the bare input reproduces the output and
+stops, as exact match requires. The stage fails unless the model meets `model.require`.
+"""
+import math
+import random
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm import tqdm
+from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
+
+from . import io
+from .errors import PipelineError, exit_on_error
+from .evaluate import evaluate_task
+from .mia import document_losses, mia_metrics
+from .mmlu import mmlu_accuracy
+from .modeling import MODEL_DIRS, resolve_device
+from .params import load_validated
+
+EOS = "<|endoftext|>"
+SPLIT_FILES = ("forget_train", "forget_validation", "retain_train", "retain_validation")
+
+
+def load_prepared(prepared=io.PREPARED) -> dict:
+    prepared = Path(prepared)
+    data = {name: io.read_jsonl(prepared / f"{name}.jsonl") for name in SPLIT_FILES}
+    data["general"] = io.read_jsonl(prepared / "general.jsonl")
+    for name in ("dev", "test"):
+        data[f"mmlu_{name}"] = io.read_jsonl(prepared / "mmlu" / f"{name}.jsonl")
+    for name in ("member", "nonmember"):
+        data[f"mia_{name}"] = io.read_jsonl(prepared / "mia" / f"{name}.jsonl")
+    return data
+
+
+def training_texts(data: dict) -> list[str]:
+    """Everything the target model learns; never MIA non-members nor the MMLU-format questions."""
+    rows = [row for name in SPLIT_FILES for row in data[name]]
+    return [row["input"] + " " + row["output"] for row in rows] + [doc["text"] for doc in data["general"]]
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=EOS)
+
+
+def build_model(scratch: dict, tokenizer, seed: int) -> OlmoForCausalLM:
+    torch.manual_seed(seed)
+    config = OlmoConfig(
+        vocab_size=len(tokenizer), hidden_size=scratch["hidden_size"],
+        intermediate_size=scratch["intermediate_size"], num_hidden_layers=scratch["num_hidden_layers"],
+        num_attention_heads=scratch["num_attention_heads"], num_key_value_heads=scratch["num_attention_heads"],
+        max_position_embeddings=scratch["max_position_embeddings"], pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=None, tie_word_embeddings=False)
+    return OlmoForCausalLM(config)
+
+
+def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_size: int, seed: int,
+             device) -> list[float]:
+    """Causal-LM training on whole texts + EOS, one text per row, pads masked; AdamW with cosine decay."""
+    max_len = model.config.max_position_embeddings
+    encoded = [tokenizer(text + EOS, add_special_tokens=False)["input_ids"][:max_len] for text in texts]
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
+    total_steps = epochs * math.ceil(len(encoded) / batch_size)
+    warmup = max(1, total_steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
+    epoch_losses = []
+    progress = tqdm(range(epochs), desc="train target", unit="epoch")
+    for _ in progress:
+        # Batches of similar length cut padding; the order of batches is shuffled every epoch.
+        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), rng.random()))
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        rng.shuffle(batches)
+        losses = []
+        for batch in batches:
+            width = max(len(encoded[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
+                attention_mask[row, :len(encoded[i])] = 1
+            labels = input_ids.masked_fill(attention_mask == 0, -100)
+            loss = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                         labels=labels.to(device)).loss
+            if not torch.isfinite(loss):
+                raise PipelineError(f"target training diverged (loss {loss.item()}); lower `model.train.lr`")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        epoch_losses.append(sum(losses) / len(losses))
+        progress.set_postfix(loss=f"{epoch_losses[-1]:.3f}")
+    model.eval()
+    return epoch_losses
+
+
+def knowledge_checks(model, tokenizer, data: dict, params: dict) -> dict:
+    """What the target model knows: the scored rows, the MMLU-format set and the loss attack."""
+    rows = data["forget_train"] + data["retain_train"]
+    # Room for the longest answer and then some: a memorised row ends with EOS well before this. Settings
+    # come from the data and model.train, so changing evaluation params never retrains the target.
+    max_new_tokens = max(len(tokenizer(row["output"])["input_ids"]) for row in rows) + 16
+    batch = params["model"]["train"]["batch_size"]
+    scores, _ = evaluate_task(model, tokenizer, rows, max_new_tokens, batch)
+    mmlu = mmlu_accuracy(model, tokenizer, data["mmlu_dev"], data["mmlu_test"], params["mmlu"]["k"], batch)
+    member = document_losses(model, tokenizer, [d["document"] for d in data["mia_member"]], batch)
+    nonmember = document_losses(model, tokenizer, [d["document"] for d in data["mia_nonmember"]], batch)
+    return {"scores": scores, "mmlu": mmlu["accuracy"], "mia_auc": mia_metrics(member, nonmember)["auc"]}
+
+
+def unmet_requirements(checks: dict, require: dict) -> list[str]:
+    unmet = []
+    for split, tasks in checks["scores"].items():
+        for task, kinds in tasks.items():
+            if kinds["sc"] < require["sc_rouge"]:
+                unmet.append(f"{split} {task} sc ROUGE-L recall {kinds['sc']:.3f} < {require['sc_rouge']}")
+            if kinds["qa"] < require["qa_exact"]:
+                unmet.append(f"{split} {task} qa exact match {kinds['qa']:.3f} < {require['qa_exact']}")
+    if checks["mmlu"] < require["mmlu"]:
+        unmet.append(f"general-knowledge accuracy {checks['mmlu']:.3f} < {require['mmlu']}")
+    if checks["mia_auc"] < require["mia_auc"]:
+        unmet.append(f"loss-MIA AUC {checks['mia_auc']:.3f} < {require['mia_auc']}")
+    return unmet
+
+
+@exit_on_error
+def main():
+    params = load_validated()
+    device = resolve_device(params["device"])
+    data = load_prepared()
+    train = params["model"]["train"]
+    texts = training_texts(data)
+    tokenizer = train_tokenizer(texts, params["model"]["scratch"]["vocab_size"])
+    model = build_model(params["model"]["scratch"], tokenizer, train["seed"])
+    n_tokens = sum(len(tokenizer(t)["input_ids"]) + 1 for t in texts)
+    print(f"target: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts, {n_tokens} tokens an epoch")
+    epoch_losses = train_lm(model, tokenizer, texts, train["epochs"], train["lr"], train["batch_size"],
+                            train["seed"], device)
+    checks = knowledge_checks(model, tokenizer, data, params)
+    for split, tasks in checks["scores"].items():
+        print(f"  {split:6s} " + "  ".join(f"{t}: sc {v['sc']:.3f} qa {v['qa']:.3f}" for t, v in tasks.items()))
+    print(f"  general-knowledge accuracy {checks['mmlu']:.3f}, loss-MIA AUC {checks['mia_auc']:.3f}")
+    unmet = unmet_requirements(checks, params["model"]["require"])
+    if unmet:
+        raise PipelineError("the target model has not memorised its data (" + "; ".join(unmet)
+                            + "); raise `model.train.epochs` or the model size")
+    with io.atomic_output(MODEL_DIRS["target"]) as out:
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        io.write_json(out / "training.json", {"epoch_losses": epoch_losses, "checks": checks})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Stage `unlearn`: adaptive RMU on the target model's three consecutive layers -> models/unlearned/."""
+from collections import defaultdict
+from pathlib import Path
+
+from dvclive import Live
+
+from . import io
+from .errors import exit_on_error
+from .modeling import MODEL_DIRS, load_model, num_decoder_layers, resolve_device
+from .params import layer_triple, load_validated
+from .rmu import run_rmu
+
+LIVE_DIR = Path("reports/unlearn")
+
+
+def texts_by_task(rows: list[dict]) -> dict[str, list[str]]:
+    """The text RMU sees for a row is what the model memorised: input + " " + output."""
+    texts = defaultdict(list)
+    for row in rows:
+        texts[row["task"]].append(row["input"] + " " + row["output"])
+    return dict(texts)
+
+
+@exit_on_error
+def main():
+    params = load_validated()
+    layers = layer_triple(params["layers"], num_decoder_layers(MODEL_DIRS["target"]))
+    device = resolve_device(params["device"])
+    forget = texts_by_task(io.read_jsonl(io.PREPARED / "forget_train.jsonl"))
+    retain = texts_by_task(io.read_jsonl(io.PREPARED / "retain_train.jsonl"))
+    model, tokenizer = load_model(MODEL_DIRS["target"], device)
+    history = run_rmu(model, tokenizer, forget, retain, layers, params["alpha"], params["unlearn"], device)
+    print("unlearn: steering coefficients " + ", ".join(f"{t} {c:.2f}" for t, c in history["coefficients"].items()))
+    with io.atomic_output(LIVE_DIR) as live_dir:
+        with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            for forget_loss, retain_loss in zip(history["forget_loss"], history["retain_loss"]):
+                live.log_metric("forget_loss", forget_loss, plot=True)
+                live.log_metric("retain_loss", retain_loss, plot=True)
+                live.next_step()
+            for task, coefficient in history["coefficients"].items():
+                live.summary[f"steering_coeff/{task}"] = coefficient
+    with io.atomic_output(MODEL_DIRS["unlearned"]) as out:
+        model.save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import evaluate, mia, mmlu
+from stages.evaluate import evaluate_task
+from stages.generation import greedy_generate
+from stages.mia import document_losses, mia_metrics
+from stages.mmlu import build_prompt, format_example, format_subject, mmlu_accuracy
+from stages.target import build_model, train_tokenizer
+
+SENTENCES = [
+    "The capital of Veloria is Amber Bay.",
+    "Mira Stone was born in 1984 and works as a baker.",
+    "Question: What is the capital? Answer: A",
+    "A. red B. green C. blue D. yellow",
+    "The following are multiple choice questions (with answers) about geography.",
+]
+PROMPTS = ["The", "The capital of Veloria is", "Mira Stone was born in 1984 and works as", "Question: What", "A. red B."]
+MAX_POSITIONS = 256
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tokenizer = train_tokenizer(SENTENCES * 4, vocab_size=300)
+    scratch = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+               "max_position_embeddings": MAX_POSITIONS}
+    return build_model(scratch, tokenizer, seed=0).eval(), tokenizer
+
+
+def test_batched_generation_matches_one_at_a_time(tiny):
+    model, tokenizer = tiny
+    batched = greedy_generate(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=3)
+    single = [greedy_generate(model, tokenizer, [p], max_new_tokens=8, batch_size=1)[0] for p in PROMPTS]
+    assert batched == single
+    assert any(batched)
+    assert tokenizer.padding_side == "right"  # restored
+
+
+def test_generation_stays_within_the_context(tiny, monkeypatch):
+    model, tokenizer = tiny
+    output_lengths = []
+    generate = model.generate
+
+    def recording_generate(**kwargs):
+        output_ids = generate(**kwargs)
+        output_lengths.append(output_ids.shape[1])
+        return output_ids
+
+    monkeypatch.setattr(model, "generate", recording_generate)
+    long_prompt = " ".join(SENTENCES[:1] * 40)
+    while len(tokenizer.encode(long_prompt, add_special_tokens=False)) > MAX_POSITIONS - 4:
+        long_prompt = long_prompt[:-8]  # leaves room for only a few new tokens, so the test stays fast
+    greedy_generate(model, tokenizer, [long_prompt, PROMPTS[0]], max_new_tokens=10_000, batch_size=2)
+    assert len(output_lengths) == 1 and output_lengths[0] <= MAX_POSITIONS
+
+
+def test_document_losses_batched_match_single(tiny):
+    model, tokenizer = tiny
+    batched = document_losses(model, tokenizer, SENTENCES, batch_size=4)
+    single = [document_losses(model, tokenizer, [s], batch_size=1)[0] for s in SENTENCES]
+    assert batched == pytest.approx(single, abs=1e-5)
+    assert all(loss > 0 for loss in batched)
+    metrics = mia_metrics(batched[:2], batched[2:])
+    assert set(metrics) == {"auc", "score", "member_mean_loss", "nonmember_mean_loss"}
+
+
+def mc_row(subject, question, answer):
+    return {"subject": subject, "question": question, "A": "red", "B": "green", "C": "blue", "D": "yellow",
+            "answer": answer}
+
+
+def test_build_prompt_format(tiny):
+    _, tokenizer = tiny
+    dev = [mc_row("world_geo", "Flag colour of Veloria?", "C"), mc_row("other", "Sky?", "C"),
+           mc_row("world_geo", "Sea colour?", "B")]
+    row = mc_row("world_geo", "Sun colour?", "D")
+    assert format_subject("world_geo") == "world geo"
+    assert format_example(row, include_answer=False) == "Sun colour?\nA. red\nB. green\nC. blue\nD. yellow\nAnswer:"
+    expected = ("The following are multiple choice questions (with answers) about world geo.\n\n"
+                "Flag colour of Veloria?\nA. red\nB. green\nC. blue\nD. yellow\nAnswer: C\n\n"
+                "Sea colour?\nA. red\nB. green\nC. blue\nD. yellow\nAnswer: B\n\n"
+                "Sun colour?\nA. red\nB. green\nC. blue\nD. yellow\nAnswer:")
+    assert build_prompt(dev, row, k=5) == expected
+    one_shot = expected.split("Sea colour?")[0] + "Sun colour?" + expected.split("Sun colour?")[1]
+    assert build_prompt(dev, row, k=1) == one_shot
+    one_shot_tokens = len(tokenizer.encode(one_shot, add_special_tokens=False))
+    assert build_prompt(dev, row, k=5, tokenizer=tokenizer, max_tokens=one_shot_tokens) == one_shot
+    zero_shot = build_prompt(dev, row, k=0)
+    assert build_prompt(dev, row, k=5, tokenizer=tokenizer, max_tokens=one_shot_tokens - 1) == zero_shot
+
+
+def test_mmlu_accuracy(tiny):
+    model, tokenizer = tiny
+    dev = [mc_row("geo", "Flag colour?", "C"), mc_row("bio", "Leaf colour?", "B")]
+    test = [mc_row("geo", "Sun colour?", "D"), mc_row("geo", "Sea colour?", "C"), mc_row("bio", "Rose colour?", "A")]
+    result = mmlu_accuracy(model, tokenizer, dev, test, k=1, batch_size=2)
+    assert 0 <= result["accuracy"] <= 1
+    assert result["n"] == 3
+    assert set(result["per_subject"]) == {"geo", "bio"}
+
+
+def unlearning_rows():
+    rows = []
+    for split in ("forget", "retain"):
+        for task in ("Task1", "Task2", "Task3"):
+            rows.append({"id": f"{split}{task}sc1", "input": "The capital of", "output": "Veloria is Amber Bay.",
+                         "task": task, "split": split})
+            rows.append({"id": f"{split}{task}qa0", "input": "Question: What", "output": "1984", "task": task,
+                         "split": split})
+    return rows
+
+
+def test_evaluate_task_records(tiny):
+    model, tokenizer = tiny
+    rows = unlearning_rows()
+    scores, records = evaluate_task(model, tokenizer, rows, max_new_tokens=4, batch_size=5)
+    assert set(scores) == {"forget", "retain"} and set(scores["retain"]["Task2"]) == {"sc", "qa"}
+    assert [r["id"] for r in records] == [r["id"] for r in rows]
+    assert set(records[0]) == {"id", "task", "split", "kind", "output", "generation", "score"}
+    assert records[1]["kind"] == "qa"
+
+
+def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
+    model, tokenizer = tiny
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["device"] = "cpu"
+    params["evaluate"]["max_new_tokens"] = 4
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    model.save_pretrained("models/target")
+    tokenizer.save_pretrained("models/target")
+    prepared = Path("data/prepared")
+    (prepared / "mia").mkdir(parents=True)
+    (prepared / "mmlu").mkdir()
+    rows = unlearning_rows()
+    for split in ("forget", "retain"):
+        lines = [json.dumps(r) for r in rows if r["split"] == split]
+        (prepared / f"{split}_train.jsonl").write_text("\n".join(lines) + "\n")
+    for name, docs in (("member", SENTENCES[:2]), ("nonmember", SENTENCES[2:])):
+        lines = [json.dumps({"id": f"{name}{i}", "document": d}) for i, d in enumerate(docs)]
+        (prepared / "mia" / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    (prepared / "mmlu" / "dev.jsonl").write_text(json.dumps(mc_row("geo", "Flag colour?", "C")) + "\n")
+    (prepared / "mmlu" / "test.jsonl").write_text(json.dumps(mc_row("geo", "Sun colour?", "D")) + "\n")
+
+    evaluate.main(["--model", "target"])
+    mia.main(["--model", "target"])
+    mmlu.main(["--model", "target"])
+
+    out = Path("reports/eval/target")
+    assert sorted(p.name for p in out.iterdir()) == ["mia", "mmlu", "task"]
+    scores = json.loads((out / "task" / "scores.json").read_text())
+    assert set(scores) == {"scores", "task_aggregate"}
+    assert len((out / "task" / "generations.jsonl").read_text().splitlines()) == len(rows)
+    assert json.loads((out / "mia" / "mia.json").read_text())["auc"] is not None
+    assert len((out / "mia" / "losses.jsonl").read_text().splitlines()) == len(SENTENCES)
+    result = json.loads((out / "mmlu" / "mmlu.json").read_text())
+    assert result["source"] == "builtin general-knowledge set (MMLU format)" and result["n"] == 1

@@ -1,0 +1,108 @@
+"""The DVC pipeline end to end on a tiny configuration, in a temporary git repository."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "device": "cpu",
+    "layers": [1, 2, 3],
+    "data": {"synthetic": {"train_docs": 2, "validation_docs": 1, "nonmember_docs": 2, "gk_countries": 12,
+                           "gk_test_per_subject": 2}},
+    "model": {"scratch": {"num_hidden_layers": 4, "hidden_size": 32, "intermediate_size": 64,
+                          "num_attention_heads": 2, "vocab_size": 400, "max_position_embeddings": 256},
+              "train": {"epochs": 2, "batch_size": 16},
+              "require": {"sc_rouge": 0, "qa_exact": 0, "mmlu": 0, "mia_auc": 0}},
+    "unlearn": {"steps": 3, "batch_size": 2, "max_length": 64},
+    "evaluate": {"max_new_tokens": 8},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def run(cmd: list[str], cwd: Path, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def stages_ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def set_params(repo: Path, override: dict) -> None:
+    path = repo / "params.yaml"
+    path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("pipeline")
+    for name in ("stages", "dvc.yaml", "params.yaml", ".dvcignore"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
+    shutil.rmtree(repo / "stages" / "__pycache__", ignore_errors=True)
+    set_params(repo, TINY)
+    run(["git", "init", "-q"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
+    run([sys.executable, "-m", "dvc", "init", "-q"], repo)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
+    first = run([sys.executable, "-m", "dvc", "repro"], repo)
+    repo_first_output = first.stdout
+    (repo / "first_run.log").write_text(repo_first_output)
+    return repo
+
+
+def test_repro_runs_every_stage_and_writes_the_report(repo):
+    ran = stages_ran((repo / "first_run.log").read_text())
+    assert ran == {"prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned", "mia@target",
+                   "mia@unlearned", "mmlu@target", "mmlu@unlearned", "report"}
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    for key in ("before", "after"):
+        summary = metrics[key]
+        for name in ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu"):
+            assert 0.0 <= summary[name] <= 1.0
+        assert len([v for split in summary["scores"].values() for task in split.values() for v in task.values()]) == 12
+    assert (repo / "reports" / "report.md").read_text().startswith("# Adaptive RMU unlearning report")
+    for png in ("scores.png", "roc.png", "training.png"):
+        assert (repo / "reports" / "plots" / png).stat().st_size > 1000
+    assert (repo / "models" / "target" / "model.safetensors").is_file()
+    assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
+
+
+def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
+    set_params(repo, {"alpha": 7})
+    ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
+    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "report"}
+    assert json.loads((repo / "reports" / "metrics.json").read_text())["alpha"] == 7
+
+
+def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
+    set_params(repo, {"layers": [0, 1, 2]})
+    ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
+    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "report"}
+    assert json.loads((repo / "reports" / "metrics.json").read_text())["layers"] == [0, 1, 2]
+
+
+def test_layers_past_the_model_fail_before_any_work(repo):
+    set_params(repo, {"layers": [24, 25, 26]})
+    before = (repo / "models" / "unlearned" / "model.safetensors").stat().st_mtime_ns
+    result = run([sys.executable, "-m", "stages.unlearn"], repo, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: `layers` [24, 25, 26] does not fit the model, which has 4 decoder layers "
+        "(valid indices 0..3)"]
+    assert (repo / "models" / "unlearned" / "model.safetensors").stat().st_mtime_ns == before
+    set_params(repo, {"layers": [0, 1, 2]})

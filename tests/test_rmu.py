@@ -1,0 +1,108 @@
+import pytest
+import torch
+
+from stages.errors import PipelineError
+from stages.params import layer_triple
+from stages.rmu import (control_vectors, layer_output, masked_mse, rmu_loss, run_rmu, steering_coefficients,
+                        trainable_down_proj)
+
+CFG = {"method": "adaptive_rmu", "beta": 5.0, "steering_coeff": 20.0, "direction": "gaussian", "lr": 1e-2,
+       "steps": 4, "batch_size": 2, "max_length": 64, "seed": 0}
+
+
+def test_masked_mse_ignores_pad_positions():
+    acts = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, -100.0]]])
+    target = torch.zeros(1, 3, 2)
+    mask = torch.tensor([[1, 1, 0]])
+    # per token: mean(1,1) = 1 and mean(9,9) = 9; the pad position is out -> (1 + 9) / 2
+    assert masked_mse(acts, target, mask).item() == pytest.approx(5.0)
+
+
+def test_rmu_loss_weights_retain_by_alpha():
+    forget_acts = torch.ones(1, 2, 4)
+    retain_acts = torch.full((1, 2, 4), 2.0)
+    frozen_retain = torch.zeros(1, 2, 4)
+    mask = torch.ones(1, 2)
+    steering_target = torch.full((4,), 3.0)
+    total, forget, retain = rmu_loss(forget_acts, mask, steering_target, retain_acts, frozen_retain, mask, alpha=10)
+    assert forget.item() == pytest.approx(4.0)      # (1 - 3)^2
+    assert retain.item() == pytest.approx(40.0)     # 10 * 2^2
+    assert total.item() == pytest.approx(44.0)
+
+
+def test_control_vectors_are_seeded_unit_vectors():
+    a = control_vectors(["Task1", "Task2"], 16, "gaussian", seed=3)
+    b = control_vectors(["Task2", "Task1"], 16, "gaussian", seed=3)
+    c = control_vectors(["Task1", "Task2"], 16, "gaussian", seed=4)
+    for task in a:
+        assert torch.equal(a[task], b[task])
+        assert a[task].norm().item() == pytest.approx(1.0)
+        assert not torch.equal(a[task], c[task])
+    assert not torch.equal(a["Task1"], a["Task2"])
+    uniform = control_vectors(["Task1"], 16, "uniform", seed=3)["Task1"]
+    assert (uniform > 0).all() and (a["Task1"] < 0).any()
+
+
+def test_layer_output_matches_hidden_states(tiny_model, tiny_tokenizer, sentences):
+    batch = tiny_tokenizer(sentences[:2], add_special_tokens=False, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = tiny_model(**batch, output_hidden_states=True).hidden_states
+        for layer in range(3):   # hidden_states[l + 1] leaves layer l (the last one is after the final norm)
+            acts = layer_output(tiny_model, layer, batch["input_ids"], batch["attention_mask"])
+            torch.testing.assert_close(acts, hidden[layer + 1])
+
+
+def test_only_three_down_proj_matrices_change(tiny_model, tiny_tokenizer, sentences):
+    before = {name: p.detach().clone() for name, p in tiny_model.named_parameters()}
+    forget = {"Task1": sentences[:2], "Task2": sentences[2:]}
+    retain = {"Task1": sentences[2:], "Task2": sentences[:2]}
+    history = run_rmu(tiny_model, tiny_tokenizer, forget, retain, [1, 2, 3], alpha=1.0, cfg=CFG,
+                      device=torch.device("cpu"))
+    changed = {name for name, p in tiny_model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == {f"model.layers.{i}.mlp.down_proj.weight" for i in (1, 2, 3)}
+    assert len(history["forget_loss"]) == CFG["steps"]
+    assert all(torch.isfinite(torch.tensor(history["forget_loss"] + history["retain_loss"])))
+
+
+def test_forget_loss_falls(tiny_model, tiny_tokenizer, sentences):
+    forget = {"Task1": sentences[:2]}
+    retain = {"Task1": sentences[2:]}
+    cfg = dict(CFG, steps=30)
+    history = run_rmu(tiny_model, tiny_tokenizer, forget, retain, [0, 1, 2], alpha=1.0, cfg=cfg,
+                      device=torch.device("cpu"))
+    assert history["forget_loss"][-1] < 0.5 * history["forget_loss"][0]
+
+
+def test_adaptive_coefficient_is_beta_times_frozen_norm(tiny_model, tiny_tokenizer, sentences):
+    forget = {"Task1": sentences[:1]}
+    coefficients = steering_coefficients(tiny_model, tiny_tokenizer, forget, 2, CFG, torch.device("cpu"))
+    ids = tiny_tokenizer(sentences[:1], add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        acts = tiny_model(input_ids=ids, output_hidden_states=True).hidden_states[3]
+    assert coefficients["Task1"] == pytest.approx(CFG["beta"] * acts.norm(dim=-1).mean().item(), rel=1e-5)
+    fixed = steering_coefficients(tiny_model, tiny_tokenizer, forget, 2, dict(CFG, method="rmu"), "cpu")
+    assert fixed == {"Task1": CFG["steering_coeff"]}
+
+
+def test_trainable_selection_by_name_does_not_confuse_layer_1_and_11(tiny_model):
+    selected = trainable_down_proj(tiny_model, [1, 2, 3])
+    assert sorted(selected) == [f"model.layers.{i}.mlp.down_proj.weight" for i in (1, 2, 3)]
+    assert sum(p.requires_grad for p in tiny_model.parameters()) == 3
+
+
+@pytest.mark.parametrize("value, message", [
+    (24, "not a list of three integers"),
+    ([24, 25], "not a list of three integers"),
+    ([24, 26, 27], "not three consecutive"),
+    ([-1, 0, 1], "not three consecutive"),
+    ([2.0, 3.0, 4.0], "not a list of three integers"),
+])
+def test_layer_triple_rejects_malformed(value, message):
+    with pytest.raises(PipelineError, match=message):
+        layer_triple(value)
+
+
+def test_layer_triple_names_the_model_layer_count():
+    with pytest.raises(PipelineError, match="has 16 decoder layers"):
+        layer_triple([24, 25, 26], num_layers=16)
+    assert layer_triple([13, 14, 15], num_layers=16) == [13, 14, 15]
