@@ -2,12 +2,11 @@
 
 python -m stages.evaluate --model {target|unlearned}
 """
-import argparse
 
 from .errors import exit_on_error
 from .generation import greedy_generate
 from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json, write_jsonl
-from .modeling import MODEL_DIRS, load_model, resolve_device
+from .modeling import MODEL_DIRS, load_model, parse_model_arg, resolve_device
 from .params import load_validated
 from .scoring import row_kind, row_score, task_aggregate, task_scores
 
@@ -24,27 +23,21 @@ def evaluate_task(model, tokenizer, rows: list[dict], max_new_tokens: int, batch
     return scores, records
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, choices=sorted(MODEL_DIRS))
-    return parser.parse_args(argv)
-
-
 @exit_on_error
 def main(argv=None):
-    args = parse_args(argv)
+    name = parse_model_arg(__doc__.splitlines()[0], argv)
     params = load_validated()
     device = resolve_device(params["device"])
     rows = read_jsonl(PREPARED / "forget_train.jsonl") + read_jsonl(PREPARED / "retain_train.jsonl")
-    model, tokenizer = load_model(MODEL_DIRS[args.model], device)
+    model, tokenizer = load_model(MODEL_DIRS[name], device)
     scores, records = evaluate_task(model, tokenizer, rows, params["evaluate"]["max_new_tokens"],
                                     params["evaluate"]["batch_size"])
     aggregate = task_aggregate(scores)
-    with atomic_output(EVAL_DIR / args.model / "task") as out_dir:
+    with atomic_output(EVAL_DIR / name / "task") as out_dir:
         out_dir.mkdir()
         write_json(out_dir / "scores.json", {"scores": scores, "task_aggregate": aggregate})
         write_jsonl(out_dir / "generations.jsonl", records)
-    print(f"{args.model}: task aggregate {aggregate:.4f} over {len(rows)} rows")
+    print(f"{name}: task aggregate {aggregate:.4f} over {len(rows)} rows")
 
 
 if __name__ == "__main__":

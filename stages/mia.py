@@ -2,7 +2,6 @@
 
 python -m stages.mia --model {target|unlearned}
 """
-import argparse
 import statistics
 
 import torch
@@ -11,7 +10,7 @@ from tqdm import tqdm
 
 from .errors import PipelineError, exit_on_error
 from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json, write_jsonl
-from .modeling import MODEL_DIRS, load_model, resolve_device
+from .modeling import MODEL_DIRS, load_model, parse_model_arg, resolve_device
 from .params import load_validated
 from .scoring import mia_auc, mia_score
 
@@ -50,15 +49,9 @@ def mia_metrics(member_losses: list[float], nonmember_losses: list[float]) -> di
             "nonmember_mean_loss": statistics.fmean(nonmember_losses)}
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, choices=sorted(MODEL_DIRS))
-    return parser.parse_args(argv)
-
-
 @exit_on_error
 def main(argv=None):
-    args = parse_args(argv)
+    name = parse_model_arg(__doc__.splitlines()[0], argv)
     params = load_validated()
     device = resolve_device(params["device"])
     members = read_jsonl(PREPARED / "mia" / "member.jsonl")
@@ -66,18 +59,18 @@ def main(argv=None):
     if not members or not nonmembers:
         raise PipelineError(f"{PREPARED / 'mia'}: member and nonmember sets must both be non-empty; "
                             "rerun `python -m stages.prepare`")
-    model, tokenizer = load_model(MODEL_DIRS[args.model], device)
+    model, tokenizer = load_model(MODEL_DIRS[name], device)
     batch_size = params["mia"]["batch_size"]
     member_losses = document_losses(model, tokenizer, [r["document"] for r in members], batch_size)
     nonmember_losses = document_losses(model, tokenizer, [r["document"] for r in nonmembers], batch_size)
     metrics = mia_metrics(member_losses, nonmember_losses)
     loss_rows = ([{"id": r["id"], "member": 1, "loss": loss} for r, loss in zip(members, member_losses)]
                  + [{"id": r["id"], "member": 0, "loss": loss} for r, loss in zip(nonmembers, nonmember_losses)])
-    with atomic_output(EVAL_DIR / args.model / "mia") as out_dir:
+    with atomic_output(EVAL_DIR / name / "mia") as out_dir:
         out_dir.mkdir()
         write_json(out_dir / "mia.json", metrics)
         write_jsonl(out_dir / "losses.jsonl", loss_rows)
-    print(f"{args.model}: MIA AUC {metrics['auc']:.4f}, score {metrics['score']:.4f}")
+    print(f"{name}: MIA AUC {metrics['auc']:.4f}, score {metrics['score']:.4f}")
 
 
 if __name__ == "__main__":

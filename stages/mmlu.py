@@ -2,7 +2,6 @@
 
 python -m stages.mmlu --model {target|unlearned}
 """
-import argparse
 from collections import defaultdict
 
 import torch
@@ -10,7 +9,7 @@ from tqdm import tqdm
 
 from .errors import PipelineError, exit_on_error
 from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json
-from .modeling import MODEL_DIRS, load_model, resolve_device
+from .modeling import MODEL_DIRS, load_model, parse_model_arg, resolve_device
 from .params import load_validated
 
 CHOICES = ("A", "B", "C", "D")
@@ -82,27 +81,21 @@ def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict],
             "n": len(correct)}
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, choices=sorted(MODEL_DIRS))
-    return parser.parse_args(argv)
-
-
 @exit_on_error
 def main(argv=None):
-    args = parse_args(argv)
+    name = parse_model_arg(__doc__.splitlines()[0], argv)
     params = load_validated()
     device = resolve_device(params["device"])
     source, data_dir = SOURCES[params["mmlu"]["source"]]
     dev_rows = read_jsonl(data_dir / "dev.jsonl")
     test_rows = read_jsonl(data_dir / "test.jsonl")
-    model, tokenizer = load_model(MODEL_DIRS[args.model], device)
+    model, tokenizer = load_model(MODEL_DIRS[name], device)
     k = params["mmlu"]["k"]
     result = mmlu_accuracy(model, tokenizer, dev_rows, test_rows, k, params["mmlu"]["batch_size"])
-    with atomic_output(EVAL_DIR / args.model / "mmlu") as out_dir:
+    with atomic_output(EVAL_DIR / name / "mmlu") as out_dir:
         out_dir.mkdir()
         write_json(out_dir / "mmlu.json", {"source": source, "k": k, **result})
-    print(f"{args.model}: MMLU-format accuracy {result['accuracy']:.4f} over {result['n']} questions")
+    print(f"{name}: MMLU-format accuracy {result['accuracy']:.4f} over {result['n']} questions")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Loading models the Hugging Face way, device choice, and decoder layers by index for any Llama/OLMo-style model."""
+import argparse
 from pathlib import Path
 
 import torch
@@ -7,6 +8,13 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from .errors import PipelineError
 
 MODEL_DIRS = {"target": Path("models/target"), "unlearned": Path("models/unlearned")}
+
+
+def parse_model_arg(description: str, argv=None) -> str:
+    """`--model target|unlearned`: which model an evaluation stage scores."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", required=True, choices=sorted(MODEL_DIRS))
+    return parser.parse_args(argv).model
 
 
 def resolve_device(name: str) -> torch.device:

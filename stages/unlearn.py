@@ -30,15 +30,14 @@ def main():
     retain = texts_by_task(io.read_jsonl(io.PREPARED / "retain_train.jsonl"))
     model, tokenizer = load_model(MODEL_DIRS["target"], device)
     history = run_rmu(model, tokenizer, forget, retain, layers, params["alpha"], params["unlearn"], device)
-    print("unlearn: steering coefficients " + ", ".join(f"{t} {c:.2f}" for t, c in history["coefficients"].items()))
+    print("unlearn: steering coefficients " + ", ".join(f"{t} {c:.2f}" for t, c in sorted(history["coefficients"].items())))
     with io.atomic_output(LIVE_DIR) as live_dir:
         with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
             for forget_loss, retain_loss in zip(history["forget_loss"], history["retain_loss"]):
                 live.log_metric("forget_loss", forget_loss, plot=True)
                 live.log_metric("retain_loss", retain_loss, plot=True)
                 live.next_step()
-            for task, coefficient in history["coefficients"].items():
-                live.summary[f"steering_coeff/{task}"] = coefficient
+            live.summary["steering_coeff"] = dict(sorted(history["coefficients"].items()))
     with io.atomic_output(MODEL_DIRS["unlearned"]) as out:
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
