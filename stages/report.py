@@ -121,7 +121,7 @@ def plot_roc(curves: dict, metrics: dict, path: Path) -> None:
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="chance (best MIA score)")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
-    ax.set_title("Loss-attack MIA: forget Task3 members vs non-members")
+    ax.set_title("Loss-attack MIA: forget Task3 members\nvs non-members", fontsize=10)
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -21,14 +21,14 @@ from .mia import document_losses, mia_metrics
 from .mmlu import mmlu_accuracy
 from .modeling import MODEL_DIRS, resolve_device
 from .params import load_validated
+from .prepare import SPLITS
 
 EOS = "<|endoftext|>"
-SPLIT_FILES = ("forget_train", "forget_validation", "retain_train", "retain_validation")
 
 
 def load_prepared(prepared=io.PREPARED) -> dict:
     prepared = Path(prepared)
-    data = {name: io.read_jsonl(prepared / f"{name}.jsonl") for name in SPLIT_FILES}
+    data = {name: io.read_jsonl(prepared / f"{name}.jsonl") for name in SPLITS}
     data["general"] = io.read_jsonl(prepared / "general.jsonl")
     for name in ("dev", "test"):
         data[f"mmlu_{name}"] = io.read_jsonl(prepared / "mmlu" / f"{name}.jsonl")
@@ -39,7 +39,7 @@ def load_prepared(prepared=io.PREPARED) -> dict:
 
 def training_texts(data: dict) -> list[str]:
     """Everything the target model learns; never MIA non-members nor the MMLU-format questions."""
-    rows = [row for name in SPLIT_FILES for row in data[name]]
+    rows = [row for name in SPLITS for row in data[name]]
     return [row["input"] + " " + row["output"] for row in rows] + [doc["text"] for doc in data["general"]]
 
 
