@@ -69,6 +69,8 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
     """Causal-LM training on whole texts + EOS, one text per row, pads masked; AdamW with cosine decay."""
     max_len = model.config.max_position_embeddings
     encoded = [tokenizer(text + EOS, add_special_tokens=False)["input_ids"][:max_len] for text in texts]
+    print(f"target: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts, "
+          f"{sum(map(len, encoded))} tokens an epoch")
     rng = random.Random(seed)
     torch.manual_seed(seed)
     model.to(device).train()
@@ -147,8 +149,6 @@ def main():
     texts = training_texts(data)
     tokenizer = train_tokenizer(texts, params["model"]["scratch"]["vocab_size"])
     model = build_model(params["model"]["scratch"], tokenizer, train["seed"])
-    n_tokens = sum(len(tokenizer(t)["input_ids"]) + 1 for t in texts)
-    print(f"target: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts, {n_tokens} tokens an epoch")
     epoch_losses = train_lm(model, tokenizer, texts, train["epochs"], train["lr"], train["batch_size"],
                             train["seed"], device)
     checks = knowledge_checks(model, tokenizer, data, params)

@@ -59,9 +59,7 @@ def repo(tmp_path_factory):
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
     run([sys.executable, "-m", "dvc", "init", "-q"], repo)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
-    first = run([sys.executable, "-m", "dvc", "repro"], repo)
-    repo_first_output = first.stdout
-    (repo / "first_run.log").write_text(repo_first_output)
+    (repo / "first_run.log").write_text(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     return repo
 
 
