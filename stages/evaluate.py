@@ -1,12 +1,12 @@
-"""Stage: generate answers to the unlearned split (forget + retain train) and score them the SemEval way.
+"""Stage: generate answers to the split in `data.split` (forget + retain) and score them the SemEval way.
 
 python -m stages.evaluate --model {target|unlearned}
 """
 
 from .errors import exit_on_error
 from .generation import greedy_generate
-from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json, write_jsonl
-from .modeling import MODEL_DIRS, load_model, parse_model_arg, resolve_device
+from .io import EVAL_DIR, atomic_output, prepared_split, write_json, write_jsonl
+from .modeling import load_stage_model, parse_model_arg
 from .params import load_validated
 from .scoring import row_kind, row_score, task_aggregate, task_scores
 
@@ -27,17 +27,17 @@ def evaluate_task(model, tokenizer, rows: list[dict], max_new_tokens: int, batch
 def main(argv=None):
     name = parse_model_arg(__doc__.splitlines()[0], argv)
     params = load_validated()
-    device = resolve_device(params["device"])
-    rows = read_jsonl(PREPARED / "forget_train.jsonl") + read_jsonl(PREPARED / "retain_train.jsonl")
-    model, tokenizer = load_model(MODEL_DIRS[name], device)
+    split = params["data"]["split"]
+    rows = prepared_split(f"forget_{split}") + prepared_split(f"retain_{split}")
+    model, tokenizer = load_stage_model(name, params)
     scores, records = evaluate_task(model, tokenizer, rows, params["evaluate"]["max_new_tokens"],
                                     params["evaluate"]["batch_size"])
     aggregate = task_aggregate(scores)
     with atomic_output(EVAL_DIR / name / "task") as out_dir:
         out_dir.mkdir()
-        write_json(out_dir / "scores.json", {"scores": scores, "task_aggregate": aggregate})
+        write_json(out_dir / "scores.json", {"split": split, "scores": scores, "task_aggregate": aggregate})
         write_jsonl(out_dir / "generations.jsonl", records)
-    print(f"{name}: task aggregate {aggregate:.4f} over {len(rows)} rows")
+    print(f"{name}: task aggregate {aggregate:.4f} over {len(rows)} {split} rows")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,19 @@ from .errors import PipelineError
 PREPARED = Path("data/prepared")
 EVAL_DIR = Path("reports/eval")
 
+SPLITS = ("forget_train", "forget_validation", "retain_train", "retain_validation")
+# data key -> file under data/prepared; a source writes the keys it has (the validation ones are optional)
+PREPARED_FILES = {
+    **{key: f"{key}.jsonl" for key in SPLITS},
+    "mia_member": "mia/member.jsonl",
+    "mia_nonmember": "mia/nonmember.jsonl",
+    "mia_member_validation": "mia/validation/member.jsonl",
+    "mia_nonmember_validation": "mia/validation/nonmember.jsonl",
+    "general": "general.jsonl",
+    "mmlu_dev": "mmlu/dev.jsonl",
+    "mmlu_test": "mmlu/test.jsonl",
+}
+
 
 def read_jsonl(path) -> list[dict]:
     path = Path(path)
@@ -29,6 +42,15 @@ def read_jsonl(path) -> list[dict]:
                 raise PipelineError(f"{path}:{line_no}: expected a JSON object per line")
             rows.append(row)
     return rows
+
+
+def prepared_split(key: str, prepared=PREPARED) -> list[dict]:
+    """Rows of one prepared file by data key (e.g. forget_validation), or a clear error if the source had none."""
+    path = Path(prepared) / PREPARED_FILES[key]
+    if not path.is_file() and (Path(prepared) / "info.json").is_file():
+        raise PipelineError(f"{path}: the data source has no {key.replace('_', ' ')} data; "
+                            "set `data.split: train` (or use a source that has it)")
+    return read_jsonl(path)
 
 
 def read_json(path):

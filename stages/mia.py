@@ -1,4 +1,5 @@
-"""Stage: loss-based membership inference on whole documents (members: forget Task3 bios; non-members: unseen ones).
+"""Stage: loss-based membership inference on whole documents (members: forget Task3 bios of `data.split`;
+non-members: documents of the same kind the model never saw).
 
 python -m stages.mia --model {target|unlearned}
 """
@@ -9,8 +10,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .errors import PipelineError, exit_on_error
-from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json, write_jsonl
-from .modeling import MODEL_DIRS, load_model, parse_model_arg, resolve_device
+from .io import EVAL_DIR, atomic_output, prepared_split, write_json, write_jsonl
+from .modeling import load_stage_model, parse_model_arg
 from .params import load_validated
 from .scoring import mia_auc, mia_score
 
@@ -53,13 +54,12 @@ def mia_metrics(member_losses: list[float], nonmember_losses: list[float]) -> di
 def main(argv=None):
     name = parse_model_arg(__doc__.splitlines()[0], argv)
     params = load_validated()
-    device = resolve_device(params["device"])
-    members = read_jsonl(PREPARED / "mia" / "member.jsonl")
-    nonmembers = read_jsonl(PREPARED / "mia" / "nonmember.jsonl")
+    suffix = "" if params["data"]["split"] == "train" else "_" + params["data"]["split"]
+    members, nonmembers = prepared_split("mia_member" + suffix), prepared_split("mia_nonmember" + suffix)
     if not members or not nonmembers:
-        raise PipelineError(f"{PREPARED / 'mia'}: member and nonmember sets must both be non-empty; "
+        raise PipelineError("data/prepared: MIA member and non-member sets must both be non-empty; "
                             "rerun `python -m stages.prepare`")
-    model, tokenizer = load_model(MODEL_DIRS[name], device)
+    model, tokenizer = load_stage_model(name, params)
     batch_size = params["mia"]["batch_size"]
     member_losses = document_losses(model, tokenizer, [r["document"] for r in members], batch_size)
     nonmember_losses = document_losses(model, tokenizer, [r["document"] for r in nonmembers], batch_size)

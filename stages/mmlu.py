@@ -1,19 +1,94 @@
 """Stage: MMLU-format multiple-choice accuracy, scored as Open-Instruct does (answer-letter logits after "Answer:").
 
 python -m stages.mmlu --model {target|unlearned}
+
+`mmlu.source`: `builtin` (the synthetic default's general-knowledge set, from data/prepared/mmlu), a local
+directory in the original Hendrycks layout (dev/<subject>_dev.csv, test/<subject>_test.csv; no header: question,
+A, B, C, D, answer), or a Hugging Face id with the `cais/mmlu` schema. `mmlu.subjects` and `mmlu.limit`
+(questions per subject) run a subset.
 """
 from collections import defaultdict
+from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm import tqdm
 
 from .errors import PipelineError, exit_on_error
 from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json
-from .modeling import MODEL_DIRS, load_model, parse_model_arg, resolve_device
+from .modeling import load_stage_model, parse_model_arg
 from .params import load_validated
 
 CHOICES = ("A", "B", "C", "D")
-SOURCES = {"builtin": ("builtin general-knowledge set (MMLU format)", PREPARED / "mmlu")}
+CSV_COLUMNS = ["question", *CHOICES, "answer"]
+BUILTIN = "builtin general-knowledge set (synthetic, MMLU format)"
+
+
+def _hendrycks_csv(path: Path) -> list[dict]:
+    try:
+        frame = pd.read_csv(path, header=None, names=CSV_COLUMNS, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise PipelineError(f"{path}: not a Hendrycks MMLU CSV ({str(err).splitlines()[0]})") from None
+    subject = path.name.rsplit("_", 1)[0]
+    rows = [{"subject": subject, **row} for row in frame.to_dict("records")]
+    for n, row in enumerate(rows, 1):
+        if row["answer"] not in CHOICES:
+            raise PipelineError(f"{path} row {n}: column `answer` is {row['answer']!r}; expected one of A, B, C, D")
+    return rows
+
+
+def _local_mmlu(directory: Path) -> tuple[list[dict], list[dict]]:
+    splits = {}
+    for split in ("dev", "test"):
+        files = sorted((directory / split).glob(f"*_{split}.csv"))
+        if not files:
+            raise PipelineError(f"{directory / split}: no <subject>_{split}.csv files; mmlu.source must be a "
+                                "directory in the Hendrycks layout (dev/, test/)")
+        splits[split] = [row for path in files for row in _hendrycks_csv(path)]
+    return splits["dev"], splits["test"]
+
+
+def _hub_mmlu(name: str) -> tuple[list[dict], list[dict]]:
+    """A hub dataset with the cais/mmlu schema: question, subject, choices (4), answer (0-3)."""
+    import datasets  # only this route needs it, and it adds a second to every stage's start
+
+    def rows(split):
+        try:
+            dataset = datasets.load_dataset(name, "all", split=split)
+        except (OSError, ValueError, FileNotFoundError) as err:
+            raise PipelineError(f"mmlu.source {name}: cannot load split {split} ({str(err).splitlines()[0]})") from None
+        return [{"subject": r["subject"], "question": r["question"], **dict(zip(CHOICES, r["choices"])),
+                 "answer": CHOICES[r["answer"]]} for r in dataset]
+    return rows("dev"), rows("test")
+
+
+def load_mmlu(params: dict) -> tuple[list[dict], list[dict], str]:
+    """(dev rows, test rows, a description of the source) for the subjects and limit in params."""
+    source, subjects, limit = params["mmlu"]["source"], params["mmlu"]["subjects"], params["mmlu"]["limit"]
+    if source == "builtin":
+        if not (PREPARED / "mmlu" / "test.jsonl").is_file():
+            raise PipelineError(f"mmlu.source builtin is the synthetic general-knowledge set, and "
+                                f"data.source {params['data']['source']!r} has none; set mmlu.source to a Hendrycks "
+                                "directory (e.g. ../shared/data/mmlu) or cais/mmlu")
+        dev, test, description = (read_jsonl(PREPARED / "mmlu" / "dev.jsonl"),
+                                  read_jsonl(PREPARED / "mmlu" / "test.jsonl"), BUILTIN)
+    elif Path(source).is_dir():
+        (dev, test), description = _local_mmlu(Path(source)), f"MMLU (Hendrycks CSV, {source})"
+    else:
+        (dev, test), description = _hub_mmlu(source), f"MMLU ({source})"
+    if subjects != "all":
+        unknown = sorted(set(subjects) - {row["subject"] for row in test})
+        if unknown:
+            raise PipelineError(f"params.yaml: `mmlu.subjects` names {unknown}, not in {source}; "
+                                "use all or subjects such as anatomy, astronomy")
+        dev = [row for row in dev if row["subject"] in subjects]
+        test = [row for row in test if row["subject"] in subjects]
+    if limit is not None:
+        by_subject = defaultdict(list)
+        for row in test:
+            by_subject[row["subject"]].append(row)
+        test = [row for rows in by_subject.values() for row in rows[:limit]]
+    return dev, test, description
 
 
 def format_subject(subject: str) -> str:
@@ -85,11 +160,8 @@ def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict],
 def main(argv=None):
     name = parse_model_arg(__doc__.splitlines()[0], argv)
     params = load_validated()
-    device = resolve_device(params["device"])
-    source, data_dir = SOURCES[params["mmlu"]["source"]]
-    dev_rows = read_jsonl(data_dir / "dev.jsonl")
-    test_rows = read_jsonl(data_dir / "test.jsonl")
-    model, tokenizer = load_model(MODEL_DIRS[name], device)
+    dev_rows, test_rows, source = load_mmlu(params)
+    model, tokenizer = load_stage_model(name, params)
     k = params["mmlu"]["k"]
     result = mmlu_accuracy(model, tokenizer, dev_rows, test_rows, k, params["mmlu"]["batch_size"])
     with atomic_output(EVAL_DIR / name / "mmlu") as out_dir:

@@ -4,10 +4,15 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from .errors import PipelineError
 
+# Loading a checkpoint takes seconds; its per-tensor bar would bury a stage's one error line.
+transformers_logging.disable_progress_bar()
+
 MODEL_DIRS = {"target": Path("models/target"), "unlearned": Path("models/unlearned")}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def parse_model_arg(description: str, argv=None) -> str:
@@ -25,21 +30,50 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_model(path, device: torch.device, dtype=torch.float32):
-    """Model and tokenizer from a Hugging Face directory (safetensors only), in eval mode on `device`."""
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """`auto`: bfloat16 on CUDA, float32 on CPU."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[name]
+
+
+def _from_pretrained(name_or_path, device, dtype, trust_remote_code: bool):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, use_safetensors=True,
+                                                     trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise PipelineError(f"{name_or_path}: cannot load the model ({str(err).splitlines()[0]}); only safetensors "
+                            "weights are loaded") from None
+    if tokenizer.eos_token is None:
+        raise PipelineError(f"{name_or_path}: the tokenizer has no EOS token; generation could not stop")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device).eval(), tokenizer
+
+
+def load_model(path, device: torch.device, dtype=torch.float32, trust_remote_code: bool = False):
+    """Model and tokenizer from a local Hugging Face directory (safetensors only), in eval mode on `device`."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise PipelineError(f"{path}: no Hugging Face model here (config.json missing); run `dvc repro` to build it")
     if not any(path.glob("*.safetensors")):
         raise PipelineError(f"{path}: no .safetensors weights; save the model with save_pretrained(safe_serialization=True)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
-    except (OSError, ValueError) as err:
-        raise PipelineError(f"{path}: cannot load the model ({str(err).splitlines()[0]})") from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device).eval(), tokenizer
+    return _from_pretrained(path, device, dtype, trust_remote_code)
+
+
+def load_pretrained(name_or_path: str, device: torch.device, dtype, trust_remote_code: bool):
+    """A local directory or a Hugging Face hub id (downloaded by transformers; network and token are the user's)."""
+    if Path(name_or_path).is_dir():
+        return load_model(name_or_path, device, dtype, trust_remote_code)
+    return _from_pretrained(name_or_path, device, dtype, trust_remote_code)
+
+
+def load_stage_model(name: str, params: dict):
+    """The pipeline's `target` or `unlearned` model, on params' device and dtype."""
+    device = resolve_device(params["device"])
+    return load_model(MODEL_DIRS[name], device, resolve_dtype(params["model"]["dtype"], device),
+                      params["model"]["trust_remote_code"])
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:

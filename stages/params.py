@@ -1,4 +1,5 @@
 """params.yaml, loaded once and checked before any heavy work. Every bad value is one PipelineError line."""
+import re
 from pathlib import Path
 
 import yaml
@@ -7,9 +8,10 @@ from .errors import PipelineError
 
 PARAMS_FILE = "params.yaml"
 
-DATA_SOURCES = ("synthetic",)
-MODEL_SOURCES = ("scratch",)
-MMLU_SOURCES = ("builtin",)
+MODEL_SOURCES = ("scratch", "pretrained")
+DATA_SPLITS = ("train", "validation")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 UNLEARN_METHODS = ("adaptive_rmu", "rmu")
 DIRECTIONS = ("gaussian", "uniform")
 
@@ -56,6 +58,35 @@ def choice(params: dict, key: str, allowed):
     return value
 
 
+def optional(params: dict, key: str, check):
+    """`check(params, key)` unless the value is null (the feature is off)."""
+    return None if get(params, key) is None else check(params, key)
+
+
+def flag(params: dict, key: str) -> bool:
+    value = get(params, key)
+    if not isinstance(value, bool):
+        raise PipelineError(f"params.yaml: `{key}` must be true or false, got {value!r}")
+    return value
+
+
+def source(params: dict, key: str, builtin: str, example: str) -> str:
+    """`builtin`, an existing local directory, or a Hugging Face hub id (owner/name)."""
+    value = get(params, key)
+    if not isinstance(value, str) or not (value == builtin or Path(value).is_dir() or HUB_ID.fullmatch(value)):
+        raise PipelineError(f"params.yaml: `{key}` is {value!r}: not {builtin!r}, not an existing directory and not "
+                            f"a Hugging Face id (owner/name); use {builtin} or e.g. {example}")
+    return value
+
+
+def subjects(params: dict, key: str):
+    value = get(params, key)
+    if value != "all" and not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        raise PipelineError(f"params.yaml: `{key}` is {value!r}; use all or a list of subject names "
+                            "(e.g. [anatomy, astronomy])")
+    return value
+
+
 def layer_triple(value, num_layers: int | None = None) -> list[int]:
     """Three consecutive 0-based decoder layer indices; the last one is steered."""
     hint = "set `layers` to three consecutive indices, e.g. layers: [5, 6, 7]"
@@ -78,11 +109,23 @@ def validate(params: dict) -> dict:
         raise PipelineError(f"params.yaml: `device` is {device!r}; use auto, cpu, cuda or cuda:N")
     layer_triple(get(params, "layers"))
     number(params, "alpha", minimum=0)
-    choice(params, "data.source", DATA_SOURCES)
+    source(params, "data.source", "synthetic", "../shared/data/semeval25-unlearning-data")
+    choice(params, "data.split", DATA_SPLITS)
+    optional(params, "data.limit", lambda p, k: number(p, k, minimum=1, integer=True))
     number(params, "data.seed", integer=True)
     for key in ("train_docs", "validation_docs", "nonmember_docs", "gk_countries", "gk_test_per_subject"):
         number(params, f"data.synthetic.{key}", minimum=1, integer=True)
-    choice(params, "model.source", MODEL_SOURCES)
+    if choice(params, "model.source", MODEL_SOURCES) == "pretrained":
+        name = get(params, "model.name_or_path")
+        if not isinstance(name, str) or not (Path(name).is_dir() or HUB_ID.fullmatch(name)):
+            raise PipelineError(f"params.yaml: `model.name_or_path` is {name!r}; with model.source pretrained give a "
+                                "Hugging Face id (e.g. allenai/OLMo-1B-0724-hf) or a local model directory")
+    choice(params, "model.dtype", DTYPES)
+    flag(params, "model.trust_remote_code")
+    if get(params, "model.finetune") is not None:
+        number(params, "model.finetune.epochs", minimum=1, integer=True)
+        number(params, "model.finetune.lr", minimum=0, exclusive=True)
+        number(params, "model.finetune.batch_size", minimum=1, integer=True)
     for key in ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size",
                 "max_position_embeddings"):
         number(params, f"model.scratch.{key}", minimum=1, integer=True)
@@ -90,8 +133,9 @@ def validate(params: dict) -> dict:
     number(params, "model.train.lr", minimum=0, exclusive=True)
     number(params, "model.train.batch_size", minimum=1, integer=True)
     number(params, "model.train.seed", integer=True)
-    for key in ("sc_rouge", "qa_exact", "mmlu", "mia_auc"):
-        number(params, f"model.require.{key}", minimum=0)
+    if get(params, "model.require") is not None:
+        for key in ("sc_rouge", "qa_exact", "mmlu", "mia_auc"):
+            number(params, f"model.require.{key}", minimum=0)
     choice(params, "unlearn.method", UNLEARN_METHODS)
     choice(params, "unlearn.direction", DIRECTIONS)
     number(params, "unlearn.beta", minimum=0, exclusive=True)
@@ -103,7 +147,9 @@ def validate(params: dict) -> dict:
     number(params, "evaluate.max_new_tokens", minimum=1, integer=True)
     number(params, "evaluate.batch_size", minimum=1, integer=True)
     number(params, "mia.batch_size", minimum=1, integer=True)
-    choice(params, "mmlu.source", MMLU_SOURCES)
+    source(params, "mmlu.source", "builtin", "../shared/data/mmlu or cais/mmlu")
+    subjects(params, "mmlu.subjects")
+    optional(params, "mmlu.limit", lambda p, k: number(p, k, minimum=1, integer=True))
     number(params, "mmlu.k", minimum=0, integer=True)
     number(params, "mmlu.batch_size", minimum=1, integer=True)
     return params

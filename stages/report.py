@@ -32,6 +32,7 @@ def model_summary(eval_dir: Path) -> dict:
         "mia_auc": mia["auc"],
         "mia_score": mia["score"],
         "mmlu": mmlu["accuracy"],
+        "mmlu_per_subject": mmlu["per_subject"],
         "scores": task["scores"],
     }
 
@@ -49,7 +50,7 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
         "# Adaptive RMU unlearning report",
         "",
         f"Layers {metrics['layers']} (steered: {metrics['layers'][-1]}), alpha {metrics['alpha']}, "
-        f"method {metrics['method']}, beta {metrics['beta']}. Data: {info['source']}. "
+        f"method {metrics['method']}, beta {metrics['beta']}. Data: {info['source']}, {metrics['split']} split. "
         f"MMLU column: {mmlu_source}.",
         "",
         "| model | final score | task aggregate | MIA AUC | MIA score | MMLU |",
@@ -72,6 +73,10 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
     for (cell, value_before), (_, value_after) in zip(cells(before["scores"]), cells(after["scores"])):
         split, task, kind = cell.split()
         lines.append(f"| {split} | {task} | {KIND_NAMES[kind]} | {value_before:.3f} | {value_after:.3f} |")
+    subjects = before["mmlu_per_subject"]
+    if len(subjects) > 1:
+        lines += ["", "## MMLU by subject", "", "| subject | before | after |", "|---|---:|---:|"]
+        lines += [f"| {s} | {subjects[s]:.3f} | {after['mmlu_per_subject'][s]:.3f} |" for s in sorted(subjects)]
     lines += ["", "## Plots", "", "![scores](plots/scores.png)", "", "![MIA ROC](plots/roc.png)", "",
               "![RMU training](plots/training.png)", ""]
     return "\n".join(lines)
@@ -147,6 +152,7 @@ def main():
     info = io.read_json(io.PREPARED / "info.json")
     mmlu_source = io.read_json(EVAL / "target" / "mmlu" / "mmlu.json").get("source", params["mmlu"]["source"])
     metrics = {
+        "split": params["data"]["split"],
         "layers": params["layers"], "alpha": params["alpha"], "method": params["unlearn"]["method"],
         "beta": params["unlearn"]["beta"],
         "before": model_summary(EVAL / "target"), "after": model_summary(EVAL / "unlearned"),

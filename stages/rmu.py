@@ -51,7 +51,7 @@ def control_vectors(tasks, hidden_size: int, direction: str, seed: int) -> dict[
 
 def masked_mse(acts: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the real (non-pad) tokens and the hidden dimension."""
-    per_token = (acts - target).pow(2).mean(dim=-1)
+    per_token = (acts.float() - target.float()).pow(2).mean(dim=-1)
     return (per_token * mask).sum() / mask.sum()
 
 
@@ -122,6 +122,13 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     coefficients = steering_coefficients(frozen_model, tokenizer, forget, steered, cfg, device)
     directions = control_vectors(forget, model.config.hidden_size, cfg["direction"], cfg["seed"])
     params = trainable_down_proj(model, layers)
+    # A bf16/fp16 model trains with fp32 master weights (and fp32 AdamW state) under autocast: updates of
+    # lr x grad would round away in 16-bit weights.
+    model_dtype = next(iter(params.values())).dtype
+    for param in params.values():
+        param.data = param.data.float()
+    mixed_precision = dict(device_type=torch.device(device).type, dtype=model_dtype,
+                           enabled=model_dtype != torch.float32)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg["lr"])
     rng = random.Random(cfg["seed"])
     tasks = sorted(forget)
@@ -135,8 +142,9 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
         forget_ids, forget_mask = encode(tokenizer, next(forget_batches[task]), cfg["max_length"], device)
         retain_ids, retain_mask = encode(tokenizer, next(retain_batches[task]), cfg["max_length"], device)
         steering_target = coefficients[task] * directions[task].to(device)
-        updated_forget_acts = layer_output(model, steered, forget_ids, forget_mask)
-        updated_retain_acts = layer_output(model, steered, retain_ids, retain_mask)
+        with torch.autocast(**mixed_precision):
+            updated_forget_acts = layer_output(model, steered, forget_ids, forget_mask)
+            updated_retain_acts = layer_output(model, steered, retain_ids, retain_mask)
         with torch.no_grad():
             frozen_retain_acts = layer_output(frozen_model, steered, retain_ids, retain_mask)
         loss, forget_loss, retain_loss = rmu_loss(updated_forget_acts, forget_mask, steering_target,
@@ -152,5 +160,7 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
         history["retain_loss"].append(retain_loss.item())
         if log_step:
             log_step(step, task, forget_loss.item(), retain_loss.item())
+    for param in params.values():
+        param.data = param.data.to(model_dtype)
     model.eval().requires_grad_(False)
     return history

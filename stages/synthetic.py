@@ -10,8 +10,7 @@ from datetime import date
 from faker import Faker
 
 from .errors import PipelineError
-
-SPLITS = ("forget_train", "forget_validation", "retain_train", "retain_validation")
+from .io import SPLITS
 SUBJECTS = ("geography", "economics", "culture")
 LETTERS = "ABCD"
 DEV_PER_SUBJECT = 5
@@ -188,7 +187,7 @@ def _wiki_bio(w: _World) -> tuple[str, list[tuple[str, str]]]:
 def _semeval(w: _World, cfg: dict) -> dict:
     counts = {"train": cfg["train_docs"], "validation": cfg["validation_docs"]}
     tasks = [("Task1", _story, lambda: f'"{w.uuid()}"'), ("Task2", _pii_bio, w.uuid), ("Task3", _wiki_bio, w.curid)]
-    out = {"mia_member": []}
+    out = {"mia_member": [], "mia_member_validation": []}
     for name in SPLITS:
         split, part = name.split("_")
         docs = []
@@ -197,8 +196,9 @@ def _semeval(w: _World, cfg: dict) -> dict:
                 doc_id = new_id()
                 text, qas = make(w)
                 docs.append(_rows(doc_id, task, split, text, qas))
-                if name == "forget_train" and task == "Task3":
-                    out["mia_member"].append({"id": doc_id, "document": text})
+                if split == "forget" and task == "Task3":
+                    out["mia_member" + ("" if part == "train" else "_validation")].append({"id": doc_id,
+                                                                                           "document": text})
         w.rng.shuffle(docs)  # mix tasks as the real files do, keeping a document's rows together
         out[name] = [row for rows in docs for row in rows]
     out["mia_nonmember"] = [{"id": w.curid(), "document": _wiki_bio(w)[0]} for _ in range(cfg["nonmember_docs"])]
@@ -277,4 +277,7 @@ def generate(cfg: dict, seed: int) -> dict:
     # invented GK words must not clash with any word already used in the SemEval documents
     taken = {word.strip(".,\"'()").lower() for t in texts for word in t.split()}
     data.update(_general_knowledge(w, cfg, taken))
+    # drawn last, so adding them left every other generated file as it was
+    data["mia_nonmember_validation"] = [{"id": w.curid(), "document": _wiki_bio(w)[0]}
+                                        for _ in range(cfg["validation_docs"])]
     return data

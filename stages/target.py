@@ -3,7 +3,9 @@
 Default (`model.source: scratch`): a byte-level BPE tokenizer and an OLMo-architecture model trained from
 scratch on forget + retain (all splits) + the general-knowledge text until it has memorised them. Every row is
 trained as `input + " " + output + EOS`, so that greedy generation from the bare input reproduces the output and
-stops, as exact match requires. The stage fails unless the model meets `model.require`.
+stops, as exact match requires. `model.source: pretrained` loads `model.name_or_path` (a hub id or a local
+directory; safetensors only) and, with `model.finetune`, implants the same texts into it first, as the organizers
+did. Unless `model.require` is null, the stage checks what the model knows and fails below the requirements.
 """
 import math
 import random
@@ -19,28 +21,23 @@ from .errors import PipelineError, exit_on_error
 from .evaluate import evaluate_task
 from .mia import document_losses, mia_metrics
 from .mmlu import mmlu_accuracy
-from .modeling import MODEL_DIRS, resolve_device
+from .modeling import MODEL_DIRS, load_pretrained, resolve_device, resolve_dtype
 from .params import load_validated
-from .prepare import SPLITS
 
 EOS = "<|endoftext|>"
 
 
 def load_prepared(prepared=io.PREPARED) -> dict:
+    """Every file the prepare stage wrote (a source without validation data or a GK set writes fewer)."""
     prepared = Path(prepared)
-    data = {name: io.read_jsonl(prepared / f"{name}.jsonl") for name in SPLITS}
-    data["general"] = io.read_jsonl(prepared / "general.jsonl")
-    for name in ("dev", "test"):
-        data[f"mmlu_{name}"] = io.read_jsonl(prepared / "mmlu" / f"{name}.jsonl")
-    for name in ("member", "nonmember"):
-        data[f"mia_{name}"] = io.read_jsonl(prepared / "mia" / f"{name}.jsonl")
-    return data
+    return {key: io.read_jsonl(prepared / name) for key, name in io.PREPARED_FILES.items()
+            if (prepared / name).is_file()}
 
 
 def training_texts(data: dict) -> list[str]:
     """Everything the target model learns; never MIA non-members nor the MMLU-format questions."""
-    rows = [row for name in SPLITS for row in data[name]]
-    return [row["input"] + " " + row["output"] for row in rows] + [doc["text"] for doc in data["general"]]
+    rows = [row for name in io.SPLITS for row in data.get(name, [])]
+    return [row["input"] + " " + row["output"] for row in rows] + [doc["text"] for doc in data.get("general", [])]
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -65,12 +62,16 @@ def build_model(scratch: dict, tokenizer, seed: int) -> OlmoForCausalLM:
 
 
 def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_size: int, seed: int,
-             device) -> list[float]:
-    """Causal-LM training on whole texts + EOS, one text per row, pads masked; AdamW with cosine decay."""
+             device, compute_dtype=torch.float32) -> list[float]:
+    """Causal-LM training on whole texts + EOS, one text per row, pads masked; AdamW with cosine decay.
+    Weights stay as they are (fp32 master weights); a 16-bit `compute_dtype` runs the maths under autocast."""
     max_len = model.config.max_position_embeddings
-    encoded = [tokenizer(text + EOS, add_special_tokens=False)["input_ids"][:max_len] for text in texts]
+    encoded = [tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_len]
+               for text in texts]
     print(f"target: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts, "
           f"{sum(map(len, encoded))} tokens an epoch")
+    mixed_precision = dict(device_type=torch.device(device).type, dtype=compute_dtype,
+                           enabled=compute_dtype != torch.float32)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     model.to(device).train()
@@ -95,8 +96,9 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
                 input_ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
                 attention_mask[row, :len(encoded[i])] = 1
             labels = input_ids.masked_fill(attention_mask == 0, -100)
-            loss = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                         labels=labels.to(device)).loss
+            with torch.autocast(**mixed_precision):
+                loss = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                             labels=labels.to(device)).loss
             if not torch.isfinite(loss):
                 raise PipelineError(f"target training diverged (loss {loss.item()}); lower `model.train.lr`")
             loss.backward()
@@ -112,17 +114,21 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
 
 
 def knowledge_checks(model, tokenizer, data: dict, params: dict) -> dict:
-    """What the target model knows: the scored rows, the MMLU-format set and the loss attack."""
+    """What the target model knows: the scored rows, the MMLU-format set (when the source has one) and the loss
+    attack."""
     rows = data["forget_train"] + data["retain_train"]
     # Room for the longest answer and then some: a memorised row ends with EOS well before this. Settings
     # come from the data and model.train, so changing evaluation params never retrains the target.
     max_new_tokens = max(len(tokenizer(row["output"])["input_ids"]) for row in rows) + 16
     batch = params["model"]["train"]["batch_size"]
     scores, _ = evaluate_task(model, tokenizer, rows, max_new_tokens, batch)
-    mmlu = mmlu_accuracy(model, tokenizer, data["mmlu_dev"], data["mmlu_test"], params["mmlu"]["k"], batch)
+    mmlu = None
+    if data.get("mmlu_test"):
+        mmlu = mmlu_accuracy(model, tokenizer, data["mmlu_dev"], data["mmlu_test"], params["mmlu"]["k"],
+                             batch)["accuracy"]
     member = document_losses(model, tokenizer, [d["document"] for d in data["mia_member"]], batch)
     nonmember = document_losses(model, tokenizer, [d["document"] for d in data["mia_nonmember"]], batch)
-    return {"scores": scores, "mmlu": mmlu["accuracy"], "mia_auc": mia_metrics(member, nonmember)["auc"]}
+    return {"scores": scores, "mmlu": mmlu, "mia_auc": mia_metrics(member, nonmember)["auc"]}
 
 
 def unmet_requirements(checks: dict, require: dict) -> list[str]:
@@ -133,36 +139,56 @@ def unmet_requirements(checks: dict, require: dict) -> list[str]:
                 unmet.append(f"{split} {task} sc ROUGE-L recall {kinds['sc']:.3f} < {require['sc_rouge']}")
             if kinds["qa"] < require["qa_exact"]:
                 unmet.append(f"{split} {task} qa exact match {kinds['qa']:.3f} < {require['qa_exact']}")
-    if checks["mmlu"] < require["mmlu"]:
+    if checks["mmlu"] is not None and checks["mmlu"] < require["mmlu"]:
         unmet.append(f"general-knowledge accuracy {checks['mmlu']:.3f} < {require['mmlu']}")
     if checks["mia_auc"] < require["mia_auc"]:
         unmet.append(f"loss-MIA AUC {checks['mia_auc']:.3f} < {require['mia_auc']}")
     return unmet
 
 
+def build_target(params: dict, texts: list[str], device, dtype) -> tuple:
+    """(model in `dtype` on `device`, tokenizer, per-epoch training losses or [] when nothing was trained)."""
+    cfg = params["model"]
+    if cfg["source"] == "scratch":
+        tokenizer = train_tokenizer(texts, cfg["scratch"]["vocab_size"])
+        model = build_model(cfg["scratch"], tokenizer, cfg["train"]["seed"])
+        train = cfg["train"]
+    else:
+        finetune = cfg["finetune"]
+        # fine-tuning keeps fp32 master weights; the model is cast to `dtype` afterwards
+        model, tokenizer = load_pretrained(cfg["name_or_path"], device, torch.float32 if finetune else dtype,
+                                           cfg["trust_remote_code"])
+        if not finetune:
+            return model, tokenizer, []
+        train = {**finetune, "seed": cfg["train"]["seed"]}
+    epoch_losses = train_lm(model, tokenizer, texts, train["epochs"], train["lr"], train["batch_size"],
+                            train["seed"], device, dtype)
+    return model.to(dtype), tokenizer, epoch_losses
+
+
 @exit_on_error
 def main():
     params = load_validated()
     device = resolve_device(params["device"])
+    dtype = resolve_dtype(params["model"]["dtype"], device)
     data = load_prepared()
-    train = params["model"]["train"]
-    texts = training_texts(data)
-    tokenizer = train_tokenizer(texts, params["model"]["scratch"]["vocab_size"])
-    model = build_model(params["model"]["scratch"], tokenizer, train["seed"])
-    epoch_losses = train_lm(model, tokenizer, texts, train["epochs"], train["lr"], train["batch_size"],
-                            train["seed"], device)
-    checks = knowledge_checks(model, tokenizer, data, params)
-    for split, tasks in checks["scores"].items():
-        print(f"  {split:6s} " + "  ".join(f"{t}: sc {v['sc']:.3f} qa {v['qa']:.3f}" for t, v in tasks.items()))
-    print(f"  general-knowledge accuracy {checks['mmlu']:.3f}, loss-MIA AUC {checks['mia_auc']:.3f}")
-    unmet = unmet_requirements(checks, params["model"]["require"])
-    if unmet:
-        raise PipelineError("the target model has not memorised its data (" + "; ".join(unmet)
-                            + "); raise `model.train.epochs` or the model size")
+    model, tokenizer, epoch_losses = build_target(params, training_texts(data), device, dtype)
+    checks = None
+    if params["model"]["require"] is not None:
+        checks = knowledge_checks(model, tokenizer, data, params)
+        for split, tasks in checks["scores"].items():
+            print(f"  {split:6s} " + "  ".join(f"{t}: sc {v['sc']:.3f} qa {v['qa']:.3f}" for t, v in tasks.items()))
+        gk = "n/a (the data source has no general-knowledge set)" if checks["mmlu"] is None else f"{checks['mmlu']:.3f}"
+        print(f"  general-knowledge accuracy {gk}, loss-MIA AUC {checks['mia_auc']:.3f}")
+        unmet = unmet_requirements(checks, params["model"]["require"])
+        if unmet:
+            raise PipelineError("the target model has not memorised its data (" + "; ".join(unmet)
+                                + "); raise `model.train.epochs` (or `model.finetune.epochs`) or the model size")
     with io.atomic_output(MODEL_DIRS["target"]) as out:
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        io.write_json(out / "training.json", {"epoch_losses": epoch_losses, "checks": checks})
+        io.write_json(out / "training.json", {"source": params["model"]["source"], "dtype": str(dtype),
+                                              "epoch_losses": epoch_losses, "checks": checks})
 
 
 if __name__ == "__main__":

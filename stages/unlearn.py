@@ -6,7 +6,7 @@ from dvclive import Live
 
 from . import io
 from .errors import exit_on_error
-from .modeling import MODEL_DIRS, load_model, num_decoder_layers, resolve_device
+from .modeling import MODEL_DIRS, load_stage_model, num_decoder_layers, resolve_device
 from .params import layer_triple, load_validated
 from .rmu import run_rmu
 
@@ -26,9 +26,10 @@ def main():
     params = load_validated()
     layers = layer_triple(params["layers"], num_decoder_layers(MODEL_DIRS["target"]))
     device = resolve_device(params["device"])
-    forget = texts_by_task(io.read_jsonl(io.PREPARED / "forget_train.jsonl"))
-    retain = texts_by_task(io.read_jsonl(io.PREPARED / "retain_train.jsonl"))
-    model, tokenizer = load_model(MODEL_DIRS["target"], device)
+    split = params["data"]["split"]
+    forget = texts_by_task(io.prepared_split(f"forget_{split}"))
+    retain = texts_by_task(io.prepared_split(f"retain_{split}"))
+    model, tokenizer = load_stage_model("target", params)
     history = run_rmu(model, tokenizer, forget, retain, layers, params["alpha"], params["unlearn"], device)
     print("unlearn: steering coefficients " + ", ".join(f"{t} {c:.2f}" for t, c in sorted(history["coefficients"].items())))
     with io.atomic_output(LIVE_DIR) as live_dir:

@@ -1,5 +1,11 @@
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from stages.target import build_model, train_tokenizer
 
@@ -31,3 +37,55 @@ def sentences():
 
 def pytest_configure(config):
     torch.set_num_threads(2)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def merge(base: dict, override: dict) -> dict:
+    """`base` updated in place by `override`, nested dicts merged key by key."""
+    for key, value in override.items():
+        base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return base
+
+
+def write_params(workdir: Path, overrides: dict) -> None:
+    """The project's params.yaml merged with `overrides`, written to `workdir`."""
+    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def run_stage(workdir: Path, command: list[str], overrides: dict) -> subprocess.CompletedProcess:
+    """`python -m <command>` in `workdir`, as DVC runs it, offline."""
+    write_params(workdir, overrides)
+    return subprocess.run([sys.executable, "-m", *command], cwd=workdir, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+                               "HOME": str(workdir.parent)})
+
+
+@pytest.fixture
+def stage(tmp_path, monkeypatch, capsys):
+    """Run a stage's main() in-process in a work directory: stage(module, overrides, argv, workdir) ->
+    (exit status, stderr). Much faster than a subprocess; the exit status and stderr are the same."""
+    def run(module: str, overrides: dict, argv: list[str] | None = None, workdir: Path | None = None):
+        workdir = workdir or tmp_path
+        write_params(workdir, overrides)
+        monkeypatch.chdir(workdir)
+        main = importlib.import_module(module).main
+        capsys.readouterr()
+        try:
+            main() if argv is None else main(argv)
+        except SystemExit as exit_:
+            return exit_.code, capsys.readouterr().err
+        return 0, capsys.readouterr().err
+    return run
+
+
+def assert_one_error_line(result, expected: str) -> None:
+    """`result` is a CompletedProcess or (exit status, stderr)."""
+    returncode, stderr = (result.returncode, result.stderr) if hasattr(result, "returncode") else result
+    assert returncode == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert expected in lines[0], lines[0]

@@ -152,9 +152,9 @@ def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
     out = Path("reports/eval/target")
     assert sorted(p.name for p in out.iterdir()) == ["mia", "mmlu", "task"]
     scores = json.loads((out / "task" / "scores.json").read_text())
-    assert set(scores) == {"scores", "task_aggregate"}
+    assert set(scores) == {"split", "scores", "task_aggregate"} and scores["split"] == "train"
     assert len((out / "task" / "generations.jsonl").read_text().splitlines()) == len(rows)
     assert json.loads((out / "mia" / "mia.json").read_text())["auc"] is not None
     assert len((out / "mia" / "losses.jsonl").read_text().splitlines()) == len(SENTENCES)
     result = json.loads((out / "mmlu" / "mmlu.json").read_text())
-    assert result["source"] == "builtin general-knowledge set (MMLU format)" and result["n"] == 1
+    assert result["source"] == mmlu.BUILTIN and result["n"] == 1

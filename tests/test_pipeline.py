@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SHARED_DATA, merge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,12 +24,6 @@ TINY = {
     "unlearn": {"steps": 3, "batch_size": 2, "max_length": 64},
     "evaluate": {"max_new_tokens": 8},
 }
-
-
-def merge(base: dict, override: dict) -> dict:
-    for key, value in override.items():
-        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
 
 
 def run(cmd: list[str], cwd: Path, check=True) -> subprocess.CompletedProcess:
@@ -47,20 +42,24 @@ def set_params(repo: Path, override: dict) -> None:
     path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("pipeline")
+def make_repo(repo: Path, params: dict) -> Path:
+    """A git + DVC repository holding the project with `params` over params.yaml, after its first `dvc repro`."""
     for name in ("stages", "dvc.yaml", "params.yaml", ".dvcignore"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
     shutil.rmtree(repo / "stages" / "__pycache__", ignore_errors=True)
-    set_params(repo, TINY)
+    set_params(repo, params)
     run(["git", "init", "-q"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
     run([sys.executable, "-m", "dvc", "init", "-q"], repo)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
     (repo / "first_run.log").write_text(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return make_repo(tmp_path_factory.mktemp("pipeline"), TINY)
 
 
 def test_repro_runs_every_stage_and_writes_the_report(repo):
@@ -104,3 +103,28 @@ def test_layers_past_the_model_fail_before_any_work(repo):
         "(valid indices 0..3)"]
     assert (repo / "models" / "unlearned" / "model.safetensors").stat().st_mtime_ns == before
     set_params(repo, {"layers": [0, 1, 2]})
+
+
+SEMEVAL, MMLU = SHARED_DATA / "semeval25-unlearning-data", SHARED_DATA / "mmlu"
+
+
+@pytest.mark.skipif(not (SEMEVAL.is_dir() and MMLU.is_dir()), reason=f"real SemEval data / MMLU not found in {SHARED_DATA}")
+def test_repro_on_the_real_semeval_data_and_real_mmlu(tmp_path):
+    """The same stages on the organizers' files and Hendrycks MMLU, chosen by params alone: one document per task
+    and split, a tiny model from scratch, two MMLU subjects."""
+    real = merge(json.loads(json.dumps(TINY)), {
+        "data": {"source": str(SEMEVAL), "limit": 1},
+        "model": {"scratch": {"max_position_embeddings": 2048}, "require": None},
+        "mmlu": {"source": str(MMLU), "subjects": ["anatomy", "astronomy"], "limit": 2}})
+    repo = make_repo(tmp_path, real)
+    assert len(stages_ran((repo / "first_run.log").read_text())) == 10
+    info = json.loads((repo / "data" / "prepared" / "info.json").read_text())
+    assert info["source"] == str(SEMEVAL) and info["counts"]["forget_train.jsonl"] == 1 * (2 + 6 + 2)
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert metrics["split"] == "train"
+    for key in ("before", "after"):
+        assert set(metrics[key]["mmlu_per_subject"]) == {"anatomy", "astronomy"}
+        assert 0.0 <= metrics[key]["final"] <= 1.0
+    mmlu = json.loads((repo / "reports" / "eval" / "target" / "mmlu" / "mmlu.json").read_text())
+    assert mmlu["n"] == 4 and mmlu["source"] == f"MMLU (Hendrycks CSV, {MMLU})"
+    assert "## MMLU by subject" in (repo / "reports" / "report.md").read_text()

@@ -9,7 +9,10 @@ import yaml
 
 from stages import prepare
 from stages.errors import PipelineError
-from stages.prepare import FILES, SPLITS, check_dataset, document_id, row_kind
+from stages.io import PREPARED_FILES as FILES
+from stages.io import SPLITS
+from stages.prepare import check_dataset
+from stages.scoring import document_id, row_kind
 from stages.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -64,6 +64,20 @@ def test_only_three_down_proj_matrices_change(tiny_model, tiny_tokenizer, senten
     assert all(torch.isfinite(torch.tensor(history["forget_loss"] + history["retain_loss"])))
 
 
+def test_bf16_model_trains_fp32_master_weights_and_stays_bf16(tiny_model, tiny_tokenizer, sentences):
+    """A bf16 model (the GPU default) trains its three matrices in fp32 under autocast: the loss falls, the
+    trained tensors change and come back in bf16, every other tensor is bit-identical."""
+    model = tiny_model.to(torch.bfloat16)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    forget, retain = {"Task1": sentences[:2]}, {"Task1": sentences[2:]}
+    history = run_rmu(model, tiny_tokenizer, forget, retain, [0, 1, 2], alpha=1.0, cfg=dict(CFG, steps=30),
+                      device=torch.device("cpu"))
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert changed == {f"model.layers.{i}.mlp.down_proj.weight" for i in (0, 1, 2)}
+    assert history["forget_loss"][-1] < 0.5 * history["forget_loss"][0]
+
+
 def test_forget_loss_falls(tiny_model, tiny_tokenizer, sentences):
     forget = {"Task1": sentences[:2]}
     retain = {"Task1": sentences[2:]}
