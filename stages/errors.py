@@ -15,7 +15,8 @@ def exit_on_error(main):
         try:
             return main(*args, **kwargs)
         except PipelineError as err:
-            print(f"error: {err}", file=sys.stderr)
+            one_line = " ".join(line.strip() for line in str(err).splitlines())
+            print(f"error: {one_line}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

@@ -5,7 +5,8 @@ python -m stages.evaluate --model {target|unlearned}
 
 from .errors import exit_on_error
 from .generation import greedy_generate
-from .io import EVAL_DIR, atomic_output, prepared_split, write_json, write_jsonl
+from .checks import prepared_split
+from .io import EVAL_DIR, atomic_output, write_json, write_jsonl
 from .modeling import load_stage_model, parse_model_arg
 from .params import load_validated
 from .scoring import row_kind, row_score, task_aggregate, task_scores

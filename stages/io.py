@@ -30,27 +30,25 @@ def read_jsonl(path) -> list[dict]:
     if not path.is_file():
         raise PipelineError(f"{path}: file not found (run the stage that writes it, e.g. `dvc repro`)")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise PipelineError(f"{path}:{line_no}: not valid JSON ({err.msg}); fix or regenerate the file") from None
-            if not isinstance(row, dict):
-                raise PipelineError(f"{path}:{line_no}: expected a JSON object per line")
-            rows.append(row)
+    for line_no, line in enumerate(_utf8_text(path).split("\n"), 1):  # not splitlines: U+2028 may sit in a string
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PipelineError(f"{path}:{line_no}: not valid JSON ({err.msg}); fix or regenerate the file") from None
+        if not isinstance(row, dict):
+            raise PipelineError(f"{path}:{line_no}: expected a JSON object per line")
+        rows.append(row)
     return rows
 
 
-def prepared_split(key: str, prepared=PREPARED) -> list[dict]:
-    """Rows of one prepared file by data key (e.g. forget_validation), or a clear error if the source had none."""
-    path = Path(prepared) / PREPARED_FILES[key]
-    if not path.is_file() and (Path(prepared) / "info.json").is_file():
-        raise PipelineError(f"{path}: the data source has no {key.replace('_', ' ')} data; "
-                            "set `data.split: train` (or use a source that has it)")
-    return read_jsonl(path)
+def _utf8_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line_no = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise PipelineError(f"{path}:{line_no}: not valid UTF-8 (byte {err.start}); save the file as UTF-8") from None
 
 
 def read_json(path):
@@ -58,7 +56,7 @@ def read_json(path):
     if not path.is_file():
         raise PipelineError(f"{path}: file not found (run the stage that writes it, e.g. `dvc repro`)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_utf8_text(path))
     except json.JSONDecodeError as err:
         raise PipelineError(f"{path}: not valid JSON ({err.msg})") from None
 
@@ -93,6 +91,9 @@ def atomic_output(final_path):
     """
     final_path = Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)
+    for pattern in (f".{final_path.name}.tmp-*", f".{final_path.name}.old-*"):
+        for stale in final_path.parent.glob(pattern):
+            _remove(stale)  # left by a run that was killed (SIGKILL) before it could clean up
     tmp = final_path.with_name(f".{final_path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .errors import PipelineError, exit_on_error
-from .io import EVAL_DIR, atomic_output, prepared_split, write_json, write_jsonl
+from .checks import prepared_split
+from .io import EVAL_DIR, atomic_output, write_json, write_jsonl
 from .modeling import load_stage_model, parse_model_arg
 from .params import load_validated
 from .scoring import mia_auc, mia_score

@@ -37,14 +37,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return DTYPES[name]
 
 
-def _from_pretrained(name_or_path, device, dtype, trust_remote_code: bool):
+PICKLE_HINT = "or set `model.allow_pickle: true` if you trust the file (unpickling can run code)"
+
+
+def _from_pretrained(name_or_path, device, dtype, trust_remote_code: bool, allow_pickle: bool):
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, use_safetensors=True,
-                                                     trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                     use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError) as err:
-        raise PipelineError(f"{name_or_path}: cannot load the model ({str(err).splitlines()[0]}); only safetensors "
-                            "weights are loaded") from None
+        only = "" if allow_pickle else f"; only safetensors weights are loaded, {PICKLE_HINT}"
+        raise PipelineError(f"{name_or_path}: cannot load the model ({str(err).splitlines()[0]}){only}") from None
     if tokenizer.eos_token is None:
         raise PipelineError(f"{name_or_path}: the tokenizer has no EOS token; generation could not stop")
     if tokenizer.pad_token is None:
@@ -52,21 +55,24 @@ def _from_pretrained(name_or_path, device, dtype, trust_remote_code: bool):
     return model.to(device).eval(), tokenizer
 
 
-def load_model(path, device: torch.device, dtype=torch.float32, trust_remote_code: bool = False):
-    """Model and tokenizer from a local Hugging Face directory (safetensors only), in eval mode on `device`."""
+def load_model(path, device: torch.device, dtype=torch.float32, trust_remote_code: bool = False,
+               allow_pickle: bool = False):
+    """Model and tokenizer from a local Hugging Face directory (safetensors unless allow_pickle), in eval mode."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise PipelineError(f"{path}: no Hugging Face model here (config.json missing); run `dvc repro` to build it")
-    if not any(path.glob("*.safetensors")):
-        raise PipelineError(f"{path}: no .safetensors weights; save the model with save_pretrained(safe_serialization=True)")
-    return _from_pretrained(path, device, dtype, trust_remote_code)
+    if not allow_pickle and not any(path.glob("*.safetensors")):
+        raise PipelineError(f"{path}: no .safetensors weights; convert the model with "
+                            f"save_pretrained(safe_serialization=True), {PICKLE_HINT}")
+    return _from_pretrained(path, device, dtype, trust_remote_code, allow_pickle)
 
 
-def load_pretrained(name_or_path: str, device: torch.device, dtype, trust_remote_code: bool):
+def load_pretrained(name_or_path: str, device: torch.device, dtype, model_params: dict):
     """A local directory or a Hugging Face hub id (downloaded by transformers; network and token are the user's)."""
+    trust, allow_pickle = model_params["trust_remote_code"], model_params["allow_pickle"]
     if Path(name_or_path).is_dir():
-        return load_model(name_or_path, device, dtype, trust_remote_code)
-    return _from_pretrained(name_or_path, device, dtype, trust_remote_code)
+        return load_model(name_or_path, device, dtype, trust, allow_pickle)
+    return _from_pretrained(name_or_path, device, dtype, trust, allow_pickle)
 
 
 def load_stage_model(name: str, params: dict):

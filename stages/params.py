@@ -1,5 +1,6 @@
 """params.yaml, loaded once and checked before any heavy work. Every bad value is one PipelineError line."""
 import re
+import sys
 from pathlib import Path
 
 import yaml
@@ -16,6 +17,36 @@ UNLEARN_METHODS = ("adaptive_rmu", "rmu")
 DIRECTIONS = ("gaussian", "uniform")
 
 
+# Every key the pipeline reads (None: a leaf). Anything else in params.yaml is a typo or a leftover: warned about.
+KNOWN_KEYS = {
+    "device": None, "layers": None, "alpha": None,
+    "data": {"source": None, "split": None, "limit": None, "seed": None,
+             "synthetic": dict.fromkeys(["train_docs", "validation_docs", "nonmember_docs", "gk_countries",
+                                         "gk_test_per_subject"])},
+    "model": {"source": None, "name_or_path": None, "dtype": None, "trust_remote_code": None, "allow_pickle": None,
+              "finetune": dict.fromkeys(["epochs", "lr", "batch_size"]),
+              "scratch": dict.fromkeys(["num_hidden_layers", "hidden_size", "intermediate_size",
+                                        "num_attention_heads", "vocab_size", "max_position_embeddings"]),
+              "train": dict.fromkeys(["epochs", "lr", "batch_size", "seed"]),
+              "require": dict.fromkeys(["sc_rouge", "qa_exact", "mmlu", "mia_auc"])},
+    "unlearn": dict.fromkeys(["method", "beta", "steering_coeff", "direction", "lr", "steps", "batch_size",
+                              "max_length", "seed"]),
+    "evaluate": dict.fromkeys(["max_new_tokens", "batch_size"]),
+    "mia": dict.fromkeys(["batch_size"]),
+    "mmlu": dict.fromkeys(["source", "subjects", "limit", "k", "batch_size"]),
+}
+
+
+def unknown_keys(params: dict, known: dict = KNOWN_KEYS, prefix: str = "") -> list[str]:
+    unknown = []
+    for key, value in params.items():
+        if key not in known:
+            unknown.append(prefix + str(key))
+        elif isinstance(known[key], dict) and isinstance(value, dict):
+            unknown += unknown_keys(value, known[key], f"{prefix}{key}.")
+    return unknown
+
+
 def load_params(path=PARAMS_FILE) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -23,7 +54,9 @@ def load_params(path=PARAMS_FILE) -> dict:
     try:
         params = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise PipelineError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PipelineError(f"{path}: not valid YAML{where} ({getattr(err, 'problem', None) or err})") from None
     if not isinstance(params, dict):
         raise PipelineError(f"{path}: expected a mapping of params at the top level")
     return params
@@ -103,7 +136,11 @@ def layer_triple(value, num_layers: int | None = None) -> list[int]:
 
 
 def validate(params: dict) -> dict:
-    """Check every key the pipeline reads; raise on the first bad one. Returns params unchanged."""
+    """Check every key the pipeline reads; raise on the first bad one; warn about keys it does not know.
+    Returns params unchanged."""
+    for key in unknown_keys(params):
+        print(f"warning: params.yaml: unknown key `{key}` is ignored; check its spelling against the README's "
+              "params table", file=sys.stderr)
     device = get(params, "device")
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise PipelineError(f"params.yaml: `device` is {device!r}; use auto, cpu, cuda or cuda:N")
@@ -122,6 +159,7 @@ def validate(params: dict) -> dict:
                                 "Hugging Face id (e.g. allenai/OLMo-1B-0724-hf) or a local model directory")
     choice(params, "model.dtype", DTYPES)
     flag(params, "model.trust_remote_code")
+    flag(params, "model.allow_pickle")
     if get(params, "model.finetune") is not None:
         number(params, "model.finetune.epochs", minimum=1, integer=True)
         number(params, "model.finetune.lr", minimum=0, exclusive=True)

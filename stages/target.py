@@ -80,9 +80,9 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
     warmup = max(1, total_steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
-    epoch_losses = []
+    epoch_losses, step = [], 0
     progress = tqdm(range(epochs), desc="train target", unit="epoch")
-    for _ in progress:
+    for epoch in progress:
         # Batches of similar length cut padding; the order of batches is shuffled every epoch.
         order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), rng.random()))
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
@@ -100,13 +100,15 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
                 loss = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
                              labels=labels.to(device)).loss
             if not torch.isfinite(loss):
-                raise PipelineError(f"target training diverged (loss {loss.item()}); lower `model.train.lr`")
+                raise PipelineError(f"target training: the LM loss is {loss.item()} at step {step} (epoch "
+                                    f"{epoch + 1}); lower the learning rate (`model.train.lr` or `model.finetune.lr`)")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss.item())
+            step += 1
         epoch_losses.append(sum(losses) / len(losses))
         progress.set_postfix(loss=f"{epoch_losses[-1]:.3f}")
     model.eval()
@@ -156,8 +158,7 @@ def build_target(params: dict, texts: list[str], device, dtype) -> tuple:
     else:
         finetune = cfg["finetune"]
         # fine-tuning keeps fp32 master weights; the model is cast to `dtype` afterwards
-        model, tokenizer = load_pretrained(cfg["name_or_path"], device, torch.float32 if finetune else dtype,
-                                           cfg["trust_remote_code"])
+        model, tokenizer = load_pretrained(cfg["name_or_path"], device, torch.float32 if finetune else dtype, cfg)
         if not finetune:
             return model, tokenizer, []
         train = {**finetune, "seed": cfg["train"]["seed"]}

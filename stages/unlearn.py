@@ -5,6 +5,7 @@ from pathlib import Path
 from dvclive import Live
 
 from . import io
+from .checks import prepared_split
 from .errors import exit_on_error
 from .modeling import MODEL_DIRS, load_stage_model, num_decoder_layers, resolve_device
 from .params import layer_triple, load_validated
@@ -27,8 +28,8 @@ def main():
     layers = layer_triple(params["layers"], num_decoder_layers(MODEL_DIRS["target"]))
     device = resolve_device(params["device"])
     split = params["data"]["split"]
-    forget = texts_by_task(io.prepared_split(f"forget_{split}"))
-    retain = texts_by_task(io.prepared_split(f"retain_{split}"))
+    forget = texts_by_task(prepared_split(f"forget_{split}"))
+    retain = texts_by_task(prepared_split(f"retain_{split}"))
     model, tokenizer = load_stage_model("target", params)
     history = run_rmu(model, tokenizer, forget, retain, layers, params["alpha"], params["unlearn"], device)
     print("unlearn: steering coefficients " + ", ".join(f"{t} {c:.2f}" for t, c in sorted(history["coefficients"].items())))

@@ -22,12 +22,18 @@ def tiny_tokenizer():
     return train_tokenizer(SENTENCES * 4, vocab_size=300)
 
 
-@pytest.fixture
-def tiny_model(tiny_tokenizer):
-    """A random 4-layer OLMo, small enough to run anything on in milliseconds."""
+@pytest.fixture(scope="session")
+def tiny_model_factory(tiny_tokenizer):
+    """Builds a fresh random 4-layer OLMo (and returns it with the tiny tokenizer)."""
     scratch = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 4, "num_attention_heads": 2,
                "max_position_embeddings": 128}
-    return build_model(scratch, tiny_tokenizer, seed=0).eval()
+    return lambda: (build_model(scratch, tiny_tokenizer, seed=0).eval(), tiny_tokenizer)
+
+
+@pytest.fixture
+def tiny_model(tiny_model_factory):
+    """A random 4-layer OLMo, small enough to run anything on in milliseconds."""
+    return tiny_model_factory()[0]
 
 
 @pytest.fixture

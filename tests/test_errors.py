@@ -1,30 +1,185 @@
-"""Bad input: one clear error line on stderr, exit status 2, and nothing written."""
+"""Bad input, params and files: one clear error line on stderr, exit status 2, and nothing written.
+
+Each case runs a stage's main() in a copy of a small work directory (prepared synthetic data and a tiny target
+model), and checks the one line and that no file appeared, vanished or changed (params.yaml aside).
+"""
+import json
+import re
+import shutil
+
 import pytest
-from conftest import assert_one_error_line, run_stage
+import torch
+import yaml
+from conftest import ROOT, assert_one_error_line, run_stage
+
+from stages import unlearn
+from stages.errors import PipelineError
+from stages.io import PREPARED_FILES
+from stages.params import load_validated
+from stages.synthetic import generate
+
+SMALL = {"train_docs": 1, "validation_docs": 1, "nonmember_docs": 1, "gk_countries": 7, "gk_test_per_subject": 2}
 
 
-@pytest.mark.parametrize("command, overrides, expected", [
-    (["stages.prepare"], {"data": {"source": "semeval"}},
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, tiny_model_factory):
+    """data/prepared (synthetic, without the validation split) and models/target (a random 4-layer OLMo)."""
+    base = tmp_path_factory.mktemp("base")
+    data = generate(SMALL, 0)
+    for key, name in PREPARED_FILES.items():
+        if "validation" not in key:
+            path = base / "data" / "prepared" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(row) + "\n" for row in data[key]))
+    (base / "data" / "prepared" / "info.json").write_text('{"source": "synthetic"}\n')
+    model, tokenizer = tiny_model_factory()
+    model.save_pretrained(base / "models" / "target")
+    tokenizer.save_pretrained(base / "models" / "target")
+    return base
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "params.yaml"}
+
+
+def first_row_without_output(path):
+    rows = path.read_text().splitlines()
+    row = json.loads(rows[0])
+    del row["output"]
+    path.write_text("\n".join([json.dumps(row)] + rows[1:]) + "\n")
+
+
+def pickled_target(path):
+    """A checkpoint as older tools wrote it: config + pickled state dict, no safetensors."""
+    (path / "model.safetensors").unlink()
+    torch.save({"w": torch.zeros(1)}, path / "pytorch_model.bin")
+
+
+FILE_CORRUPTIONS = {
+    "invalid json": lambda w: (w / "data/prepared/forget_train.jsonl").write_text('{"id": 1}\n{"id": \n'),
+    "not utf-8": lambda w: (w / "data/prepared/retain_train.jsonl").write_bytes(b'{"id": "caf\xe9"}\n'),
+    "row without output": lambda w: first_row_without_output(w / "data/prepared/forget_train.jsonl"),
+    "empty member file": lambda w: (w / "data/prepared/mia/member.jsonl").write_text(""),
+    "no target model": lambda w: shutil.rmtree(w / "models/target"),
+    "pickled target": lambda w: pickled_target(w / "models/target"),
+}
+
+CASES = [
+    # (stage, argv, params overrides, file corruption, expected text in the one error line)
+    ("prepare", None, {"data": {"source": "semeval"}}, None,
      "`data.source` is 'semeval': not 'synthetic', not an existing directory and not a Hugging Face id"),
-    (["stages.unlearn"], {"layers": 24}, "`layers` is 24, not a list of three integers"),
-    (["stages.unlearn"], {"layers": [24, 26, 27]}, "are not three consecutive"),
-    (["stages.unlearn"], {"alpha": -1}, "`alpha` must be >= 0, got -1"),
-    (["stages.unlearn"], {}, "models/target: no Hugging Face model here (config.json missing)"),
-    (["stages.evaluate", "--model", "unlearned"], {}, "data/prepared/forget_train.jsonl: file not found"),
-    (["stages.target"], {"model": {"source": "pretrained"}}, "`model.name_or_path` is None; with model.source "
-                                                             "pretrained give a Hugging Face id"),
-    (["stages.target"], {"model": {"dtype": "fp8"}}, "`model.dtype` is 'fp8'; choose one of auto, float32"),
-    (["stages.target"], {"model": {"trust_remote_code": "yes"}}, "`model.trust_remote_code` must be true or false"),
-    (["stages.prepare"], {"data": {"split": "test"}}, "`data.split` is 'test'; choose one of train, validation"),
-    (["stages.prepare"], {"data": {"limit": 0}}, "`data.limit` must be >= 1, got 0"),
-    (["stages.mmlu", "--model", "target"], {"mmlu": {"subjects": "anatomy"}}, "`mmlu.subjects` is 'anatomy'; use all"),
-    (["stages.mmlu", "--model", "target"], {"mmlu": {"source": "no such dir"}},
+    ("unlearn", None, {"layers": 24}, None, "`layers` is 24, not a list of three integers"),
+    ("unlearn", None, {"layers": [1, 3, 4]}, None, "are not three consecutive"),
+    ("unlearn", None, {"layers": [1.0, 2.0, 3.0]}, None, "not a list of three integers"),
+    ("unlearn", None, {"layers": [2, 3, 4]}, None, "does not fit the model, which has 4 decoder layers"),
+    ("unlearn", None, {"alpha": -1}, None, "`alpha` must be >= 0, got -1"),
+    ("unlearn", None, {"alpha": "two"}, None, "`alpha` must be a number, got 'two'"),
+    ("unlearn", None, {"device": "gpu"}, None, "`device` is 'gpu'; use auto, cpu, cuda or cuda:N"),
+    ("prepare", None, {"data": {"split": "test"}}, None, "`data.split` is 'test'; choose one of train, validation"),
+    ("prepare", None, {"data": {"limit": 0}}, None, "`data.limit` must be >= 1, got 0"),
+    ("prepare", None, {"data": {"seed": 1.5}}, None, "`data.seed` must be an integer, got 1.5"),
+    ("prepare", None, {"data": {"synthetic": {"train_docs": 0}}}, None, "`data.synthetic.train_docs` must be >= 1"),
+    ("target", None, {"model": {"source": "hub"}}, None, "`model.source` is 'hub'; choose one of scratch, pretrained"),
+    ("target", None, {"model": {"source": "pretrained"}}, None,
+     "`model.name_or_path` is None; with model.source pretrained give a Hugging Face id"),
+    ("target", None, {"model": {"dtype": "fp8"}}, None, "`model.dtype` is 'fp8'; choose one of auto, float32"),
+    ("target", None, {"model": {"trust_remote_code": "yes"}}, None, "`model.trust_remote_code` must be true or false"),
+    ("target", None, {"model": {"allow_pickle": 1}}, None, "`model.allow_pickle` must be true or false, got 1"),
+    ("target", None, {"model": {"finetune": {"epochs": 1, "lr": 0, "batch_size": 1}}}, None,
+     "`model.finetune.lr` must be > 0, got 0"),
+    ("target", None, {"model": {"finetune": {"epochs": 1}}}, None, "missing key `model.finetune.lr`"),
+    ("target", None, {"model": {"scratch": {"hidden_size": 0}}}, None, "`model.scratch.hidden_size` must be >= 1"),
+    ("target", None, {"model": {"require": {"sc_rouge": -0.1}}}, None, "`model.require.sc_rouge` must be >= 0"),
+    ("unlearn", None, {"unlearn": {"method": "npo"}}, None, "`unlearn.method` is 'npo'; choose one of adaptive_rmu"),
+    ("unlearn", None, {"unlearn": {"direction": "sphere"}}, None, "`unlearn.direction` is 'sphere'; choose one of"),
+    ("unlearn", None, {"unlearn": {"beta": 0}}, None, "`unlearn.beta` must be > 0, got 0"),
+    ("unlearn", None, {"unlearn": {"steps": 0}}, None, "`unlearn.steps` must be >= 1, got 0"),
+    ("unlearn", None, {"unlearn": {"lr": -0.001}}, None, "`unlearn.lr` must be > 0, got -0.001"),
+    ("evaluate", ["--model", "target"], {"evaluate": {"max_new_tokens": 0}}, None,
+     "`evaluate.max_new_tokens` must be >= 1, got 0"),
+    ("mmlu", ["--model", "target"], {"mmlu": {"subjects": "anatomy"}}, None, "`mmlu.subjects` is 'anatomy'; use all"),
+    ("mmlu", ["--model", "target"], {"mmlu": {"source": "no such dir"}}, None,
      "`mmlu.source` is 'no such dir': not 'builtin', not an existing directory"),
+    ("mmlu", ["--model", "target"], {"mmlu": {"k": -1}}, None, "`mmlu.k` must be >= 0, got -1"),
+    ("mmlu", ["--model", "target"], {"mmlu": {"limit": 0}}, None, "`mmlu.limit` must be >= 1, got 0"),
+    ("evaluate", ["--model", "target"], {}, "invalid json", "data/prepared/forget_train.jsonl:2: not valid JSON"),
+    ("evaluate", ["--model", "target"], {}, "not utf-8", "data/prepared/retain_train.jsonl:1: not valid UTF-8"),
+    ("unlearn", None, {"layers": [1, 2, 3]}, "row without output", "data/prepared/forget_train.jsonl row 1: column `output` is missing"),
+    ("mia", ["--model", "target"], {}, "empty member file", "data/prepared/mia/member.jsonl: no rows"),
+    ("evaluate", ["--model", "target"], {"data": {"split": "validation"}}, None,
+     "data/prepared/forget_validation.jsonl: the data source has no forget validation data; set `data.split: train`"),
+    ("unlearn", None, {}, "no target model", "models/target: no Hugging Face model here (config.json missing)"),
+    ("evaluate", ["--model", "unlearned"], {}, None, "models/unlearned: no Hugging Face model here"),
+    ("unlearn", None, {"layers": [1, 2, 3]}, "pickled target", "models/target: no .safetensors weights"),
+]
+
+
+@pytest.mark.parametrize("module, argv, overrides, corruption, expected", CASES,
+                         ids=[f"{c[0]}:{c[3] or next(iter(c[2]), 'defaults')}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input_is_refused_with_one_line(base, tmp_path, stage, module, argv, overrides, corruption, expected):
+    work = tmp_path / "work"
+    shutil.copytree(base, work)
+    if corruption:
+        FILE_CORRUPTIONS[corruption](work)
+    before = snapshot(work)
+    assert_one_error_line(stage(f"stages.{module}", overrides, argv, work), expected)
+    assert snapshot(work) == before
+
+
+@pytest.mark.parametrize("module, overrides, expected", [
+    ("unlearn", {"unlearn": {"beta": 1e300}, "layers": [0, 1, 2]}, r"unlearn: the forget loss is (nan|inf) at step 0"),
+    ("target", {"model": {"train": {"lr": 1e30, "epochs": 2}, "scratch": {"num_hidden_layers": 2}}},
+     r"target training: the LM loss is (nan|inf) at step \d+ \(epoch \d\)"),
 ])
-def test_bad_input_is_refused_with_one_line(tmp_path, stage, command, overrides, expected):
-    module, *argv = command
-    assert_one_error_line(stage(module, overrides, argv or None), expected)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+def test_a_diverging_loss_stops_training_and_writes_no_checkpoint(base, tmp_path, stage, module, overrides, expected):
+    """Bad input found mid-work: the progress bar may have started, then one error line and no checkpoint."""
+    work = tmp_path / "work"
+    shutil.copytree(base, work)
+    before = snapshot(work)
+    status, stderr = stage(f"stages.{module}", {"device": "cpu", **overrides}, None, work)
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert status == 2 and len(errors) == 1 and stderr.strip().splitlines()[-1] == errors[0], stderr
+    assert re.search(expected, errors[0]), errors[0]
+    assert snapshot(work) == before
+
+
+def test_there_are_at_least_25_distinct_bad_inputs():
+    assert len({(c[0], json.dumps(c[2], sort_keys=True), c[3]) for c in CASES}) == len(CASES) >= 25
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("layers: [1, 2\n", "params.yaml: not valid YAML"),
+    ("- 1\n- 2\n", "params.yaml: expected a mapping of params at the top level"),
+])
+def test_malformed_params_file(tmp_path, monkeypatch, capsys, text, expected):
+    (tmp_path / "params.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        unlearn.main()
+    assert_one_error_line((exit_.value.code, capsys.readouterr().err), expected)
+    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
+
+
+def test_a_missing_key_names_itself(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    del params["unlearn"]["seed"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(PipelineError, match=r"missing key `unlearn.seed`; add it"):
+        load_validated(tmp_path / "params.yaml")
+
+
+def test_an_unknown_key_is_warned_about_not_fatal(tmp_path, capsys):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["unlearn"]["stpes"] = 10
+    params["colour"] = "red"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    load_validated(tmp_path / "params.yaml")
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert warnings == [
+        "warning: params.yaml: unknown key `colour` is ignored; check its spelling against the README's params table",
+        "warning: params.yaml: unknown key `unlearn.stpes` is ignored; check its spelling against the README's "
+        "params table"]
 
 
 def test_the_command_line_exits_2_with_one_line(tmp_path):

@@ -1,6 +1,9 @@
 """The DVC pipeline end to end on a tiny configuration, in a temporary git repository."""
 import json
+import os
 import re
+import signal
+import time
 import shutil
 import subprocess
 import sys
@@ -26,8 +29,32 @@ TINY = {
 }
 
 
-def run(cmd: list[str], cwd: Path, check=True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+# Loaded by every Python process of the run (DVC and each stage): any attempt to reach the network is logged and
+# refused. AF_UNIX sockets (local IPC) stay allowed.
+NO_NETWORK = """
+import os, socket
+def _refuse(what):
+    def refuse(*args, **kwargs):
+        with open(os.environ["NETWORK_ATTEMPTS"], "a") as log:
+            log.write(f"{os.getpid()} {what} {args[1:] if what == 'connect' else args[:1]}\\n")
+        raise OSError("network access is blocked in this test")
+    return refuse
+_connect = socket.socket.connect
+def connect(self, address):
+    if self.family == socket.AF_UNIX:
+        return _connect(self, address)
+    return _refuse("connect")(self, address)
+socket.socket.connect = connect
+socket.getaddrinfo = _refuse("getaddrinfo")
+"""
+METRICS_FILES = ("reports/metrics.json", "reports/unlearn/metrics.json", "reports/eval/target/task/scores.json",
+                 "reports/eval/unlearned/task/scores.json", "reports/eval/target/mia/mia.json",
+                 "reports/eval/unlearned/mia/mia.json", "reports/eval/target/mmlu/mmlu.json",
+                 "reports/eval/unlearned/mmlu/mmlu.json")
+
+
+def run(cmd: list[str], cwd: Path, check=True, env=None) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -42,8 +69,18 @@ def set_params(repo: Path, override: dict) -> None:
     path.write_text(yaml.safe_dump(merge(yaml.safe_load(path.read_text()), override), sort_keys=False))
 
 
+def offline_env(workdir: Path) -> dict:
+    """The environment of a run with networking disabled: HF_HUB_OFFLINE and a socket layer that refuses."""
+    (workdir / "no_network").mkdir(exist_ok=True)
+    (workdir / "no_network" / "sitecustomize.py").write_text(NO_NETWORK)
+    return {**os.environ, "PYTHONPATH": str(workdir / "no_network"), "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1", "NETWORK_ATTEMPTS": str(workdir / "network_attempts.log")}
+
+
 def make_repo(repo: Path, params: dict) -> Path:
-    """A git + DVC repository holding the project with `params` over params.yaml, after its first `dvc repro`."""
+    """A git + DVC repository holding the project with `params` over params.yaml, after its first `dvc repro`,
+    which runs with networking disabled."""
+    repo.mkdir(parents=True)
     for name in ("stages", "dvc.yaml", "params.yaml", ".dvcignore"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
@@ -53,13 +90,14 @@ def make_repo(repo: Path, params: dict) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
     run([sys.executable, "-m", "dvc", "init", "-q"], repo)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
-    (repo / "first_run.log").write_text(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
+    env = offline_env(repo.parent)
+    (repo / "first_run.log").write_text(run([sys.executable, "-m", "dvc", "repro"], repo, env=env).stdout)
     return repo
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("pipeline"), TINY)
+    return make_repo(tmp_path_factory.mktemp("pipeline") / "repo", TINY)
 
 
 def test_repro_runs_every_stage_and_writes_the_report(repo):
@@ -77,13 +115,45 @@ def test_repro_runs_every_stage_and_writes_the_report(repo):
         assert (repo / "reports" / "plots" / png).stat().st_size > 1000
     assert (repo / "models" / "target" / "model.safetensors").is_file()
     assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
+    # the whole default pipeline ran with HF_HUB_OFFLINE=1 and every socket refused, and tried none
+    assert not (repo.parent / "network_attempts.log").exists()
+
+
+def test_repro_forced_again_gives_byte_identical_metrics(repo):
+    first = {name: (repo / name).read_bytes() for name in METRICS_FILES}
+    ran = stages_ran(run([sys.executable, "-m", "dvc", "repro", "-f"], repo).stdout)
+    assert len(ran) == 10
+    assert {name: (repo / name).read_bytes() for name in METRICS_FILES} == first
+
+
+def interrupt_repro_during_unlearning(repo: Path, sig: signal.Signals) -> None:
+    """Start `dvc repro`, wait until unlearning is under way, then send `sig` to DVC and its stage process."""
+    log = repo.parent / f"interrupted_{sig.name}.log"
+    with log.open("w") as out:
+        repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, stdout=out, stderr=out,
+                                 start_new_session=True)
+        deadline = time.monotonic() + 120
+        while "unlearn (RMU)" not in log.read_text() and time.monotonic() < deadline and repro.poll() is None:
+            time.sleep(0.1)
+        assert "unlearn (RMU)" in log.read_text(), log.read_text()
+        os.killpg(repro.pid, sig)
+        repro.wait(timeout=60)
+    assert repro.returncode != 0
+    assert not (repo / "models" / "unlearned").exists()  # DVC removed the old output; the stage wrote none
+    assert not list((repo / "models").glob(".unlearned.*"))
 
 
 def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
-    set_params(repo, {"alpha": 7})
+    # interrupted twice in the middle of unlearning (a long run), by Ctrl-C and by SIGKILL ...
+    set_params(repo, {"alpha": 7, "unlearn": {"steps": 100_000}})
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        interrupt_repro_during_unlearning(repo, sig)
+    # ... after which the next `dvc repro` completes cleanly
+    set_params(repo, {"unlearn": {"steps": 3}})
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "report"}
     assert json.loads((repo / "reports" / "metrics.json").read_text())["alpha"] == 7
+    assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
 
 
 def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
@@ -116,7 +186,7 @@ def test_repro_on_the_real_semeval_data_and_real_mmlu(tmp_path):
         "data": {"source": str(SEMEVAL), "limit": 1},
         "model": {"scratch": {"max_position_embeddings": 2048}, "require": None},
         "mmlu": {"source": str(MMLU), "subjects": ["anatomy", "astronomy"], "limit": 2}})
-    repo = make_repo(tmp_path, real)
+    repo = make_repo(tmp_path / "repo", real)
     assert len(stages_ran((repo / "first_run.log").read_text())) == 10
     info = json.loads((repo / "data" / "prepared" / "info.json").read_text())
     assert info["source"] == str(SEMEVAL) and info["counts"]["forget_train.jsonl"] == 1 * (2 + 6 + 2)
