@@ -30,10 +30,18 @@ def _hendrycks_csv(path: Path) -> list[dict]:
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise PipelineError(f"{path}: not a Hendrycks MMLU CSV ({str(err).splitlines()[0]})") from None
     subject = path.name.rsplit("_", 1)[0]
-    rows = [{"subject": subject, **row} for row in frame.to_dict("records")]
+    return check_mmlu_rows([{"subject": subject, **row} for row in frame.to_dict("records")], path)
+
+
+def check_mmlu_rows(rows: list[dict], where) -> list[dict]:
+    """Every row has a subject, a question, four options and an answer letter; errors name the row and column."""
     for n, row in enumerate(rows, 1):
-        if row["answer"] not in CHOICES:
-            raise PipelineError(f"{path} row {n}: column `answer` is {row['answer']!r}; expected one of A, B, C, D")
+        for column in ("subject", "question", *CHOICES):
+            if not isinstance(row.get(column), str):
+                raise PipelineError(f"{where} row {n}: column `{column}` is missing or not text")
+        if row.get("answer") not in CHOICES:
+            raise PipelineError(f"{where} row {n}: column `answer` is {row.get('answer')!r}; expected one of "
+                                "A, B, C, D")
     return rows
 
 
@@ -57,8 +65,14 @@ def _hub_mmlu(name: str) -> tuple[list[dict], list[dict]]:
             dataset = datasets.load_dataset(name, "all", split=split)
         except (OSError, ValueError, FileNotFoundError) as err:
             raise PipelineError(f"mmlu.source {name}: cannot load split {split} ({str(err).splitlines()[0]})") from None
-        return [{"subject": r["subject"], "question": r["question"], **dict(zip(CHOICES, r["choices"])),
-                 "answer": CHOICES[r["answer"]]} for r in dataset]
+        out = []
+        for n, r in enumerate(dataset, 1):
+            if len(r["choices"]) != len(CHOICES) or r["answer"] not in range(len(CHOICES)):
+                raise PipelineError(f"mmlu.source {name} {split} row {n}: expected 4 `choices` and an `answer` "
+                                    f"index 0-3, got {len(r['choices'])} and {r['answer']!r}")
+            out.append({"subject": r["subject"], "question": r["question"], **dict(zip(CHOICES, r["choices"])),
+                        "answer": CHOICES[r["answer"]]})
+        return check_mmlu_rows(out, f"mmlu.source {name} {split}")
     return rows("dev"), rows("test")
 
 
@@ -70,8 +84,8 @@ def load_mmlu(params: dict) -> tuple[list[dict], list[dict], str]:
             raise PipelineError(f"mmlu.source builtin is the synthetic general-knowledge set, and "
                                 f"data.source {params['data']['source']!r} has none; set mmlu.source to a Hendrycks "
                                 "directory (e.g. ../shared/data/mmlu) or cais/mmlu")
-        dev, test, description = (read_jsonl(PREPARED / "mmlu" / "dev.jsonl"),
-                                  read_jsonl(PREPARED / "mmlu" / "test.jsonl"), BUILTIN)
+        paths = [PREPARED / "mmlu" / f"{split}.jsonl" for split in ("dev", "test")]
+        (dev, test), description = [check_mmlu_rows(read_jsonl(path), path) for path in paths], BUILTIN
     elif Path(source).is_dir():
         (dev, test), description = _local_mmlu(Path(source)), f"MMLU (Hendrycks CSV, {source})"
     else:

@@ -13,6 +13,7 @@ from conftest import SHARED_DATA, assert_one_error_line
 
 from transformers import AutoModelForCausalLM
 
+from stages.errors import PipelineError
 from stages.io import PREPARED_FILES, SPLITS
 from stages.mmlu import load_mmlu, mmlu_accuracy
 from stages.scoring import document_id, row_kind
@@ -271,3 +272,28 @@ def test_hub_dataset_id_goes_through_datasets(synthetic_data, tmp_path, monkeypa
     for key in (*SPLITS, "mia_member", "mia_nonmember"):
         assert prepared(tmp_path / "work", key) == synthetic_data[key]
     assert not (tmp_path / "work" / "data" / "prepared" / "mia" / "validation").exists()
+
+
+def test_cais_mmlu_from_the_hub_maps_choices_and_answer_indices(monkeypatch):
+    """mmlu.source cais/mmlu: read with datasets.load_dataset(name, "all"); the hub is stood in for by in-memory
+    datasets of the same schema (no network)."""
+    import datasets
+
+    hub = {split: datasets.Dataset.from_list([
+        {"question": f"{split} q{i}?", "subject": subject, "choices": ["w", "x", "y", "z"], "answer": i % 4}
+        for subject in ("anatomy", "virology") for i in range(3)]) for split in ("dev", "test")}
+
+    def load_dataset(name, config, split):
+        assert (name, config) == ("cais/mmlu", "all")
+        return hub[split]
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    params = {"data": {"source": "x"}, "mmlu": {"source": "cais/mmlu", "subjects": ["virology"], "limit": 2}}
+    dev, test, source = load_mmlu(params)
+    assert source == "MMLU (cais/mmlu)" and len(dev) == 3 and len(test) == 2
+    assert test[1] == {"subject": "virology", "question": "test q1?", "A": "w", "B": "x", "C": "y", "D": "z",
+                       "answer": "B"}
+    hub["test"] = datasets.Dataset.from_list([{"question": "q", "subject": "anatomy", "choices": ["a", "b"],
+                                               "answer": 0}])
+    with pytest.raises(PipelineError, match="cais/mmlu test row 1: expected 4 `choices`"):
+        load_mmlu(params)
