@@ -135,7 +135,7 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     forget_batches = {task: _cycle(forget[task], cfg["batch_size"], rng) for task in tasks}
     retain_batches = {task: _cycle(retain.get(task) or sum(retain.values(), []), cfg["batch_size"], rng)
                       for task in tasks}
-    history = {"coefficients": coefficients, "forget_loss": [], "retain_loss": []}
+    history = {"coefficients": coefficients, "tensors": sorted(params), "forget_loss": [], "retain_loss": []}
     model.train()
     for step in tqdm(range(cfg["steps"]), desc="unlearn (RMU)", unit="step"):
         task = tasks[step % len(tasks)]

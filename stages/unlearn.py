@@ -1,4 +1,5 @@
-"""Stage `unlearn`: adaptive RMU on the target model's three consecutive layers -> models/unlearned/."""
+"""Stage `unlearn`: adaptive RMU on the target model's three consecutive layers -> models/unlearned/ (a delta: the
+three trained matrices and the identity of the target; `python -m stages.export` writes a standalone model)."""
 from collections import defaultdict
 from pathlib import Path
 
@@ -7,7 +8,7 @@ from dvclive import Live
 from . import io
 from .checks import prepared_split
 from .errors import exit_on_error
-from .modeling import MODEL_DIRS, load_stage_model, num_decoder_layers, resolve_device
+from .modeling import MODEL_DIRS, load_stage_model, num_decoder_layers, resolve_device, save_delta
 from .params import layer_triple, load_validated
 from .rmu import run_rmu
 
@@ -41,8 +42,7 @@ def main():
                 live.next_step()
             live.summary["steering_coeff"] = dict(sorted(history["coefficients"].items()))
     with io.atomic_output(MODEL_DIRS["unlearned"]) as out:
-        model.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
+        save_delta(model, history["tensors"], MODEL_DIRS["target"], out)
 
 
 if __name__ == "__main__":

@@ -165,13 +165,13 @@ def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
 
 def test_layers_past_the_model_fail_before_any_work(repo):
     set_params(repo, {"layers": [24, 25, 26]})
-    before = (repo / "models" / "unlearned" / "model.safetensors").stat().st_mtime_ns
+    before = (repo / "models" / "unlearned" / "delta.safetensors").stat().st_mtime_ns
     result = run([sys.executable, "-m", "stages.unlearn"], repo, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: `layers` [24, 25, 26] does not fit the model, which has 4 decoder layers "
         "(valid indices 0..3)"]
-    assert (repo / "models" / "unlearned" / "model.safetensors").stat().st_mtime_ns == before
+    assert (repo / "models" / "unlearned" / "delta.safetensors").stat().st_mtime_ns == before
     set_params(repo, {"layers": [0, 1, 2]})
 
 
