@@ -14,6 +14,7 @@ DATA_SPLITS = ("train", "validation")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 UNLEARN_METHODS = ("adaptive_rmu", "rmu")
+ENGINES = ("fast", "reference")
 DIRECTIONS = ("gaussian", "uniform")
 
 
@@ -29,7 +30,7 @@ KNOWN_KEYS = {
                                         "num_attention_heads", "vocab_size", "max_position_embeddings"]),
               "train": dict.fromkeys(["epochs", "lr", "batch_size", "seed"]),
               "require": dict.fromkeys(["sc_rouge", "qa_exact", "mmlu", "mia_auc"])},
-    "unlearn": dict.fromkeys(["method", "beta", "steering_coeff", "direction", "lr", "steps", "batch_size",
+    "unlearn": dict.fromkeys(["method", "engine", "beta", "steering_coeff", "direction", "lr", "steps", "batch_size",
                               "max_length", "seed"]),
     "evaluate": dict.fromkeys(["max_new_tokens", "batch_size"]),
     "mia": dict.fromkeys(["batch_size"]),
@@ -175,6 +176,7 @@ def validate(params: dict) -> dict:
         for key in ("sc_rouge", "qa_exact", "mmlu", "mia_auc"):
             number(params, f"model.require.{key}", minimum=0)
     choice(params, "unlearn.method", UNLEARN_METHODS)
+    choice(params, "unlearn.engine", ENGINES)
     choice(params, "unlearn.direction", DIRECTIONS)
     number(params, "unlearn.beta", minimum=0, exclusive=True)
     number(params, "unlearn.steering_coeff", minimum=0, exclusive=True)

@@ -21,20 +21,7 @@ class _StopForward(Exception):
 
 def layer_output(model, layer_index: int, input_ids, attention_mask) -> torch.Tensor:
     """Hidden states leaving decoder layer `layer_index`, [batch, seq, hidden]; later layers never run."""
-    captured = {}
-
-    def capture(module, args, output):
-        captured["acts"] = output[0] if isinstance(output, tuple) else output
-        raise _StopForward
-
-    handle = decoder_layers(model)[layer_index].register_forward_hook(capture)
-    try:
-        model.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
-    return captured["acts"]
+    return slice_inputs(model, layer_index, layer_index, input_ids, attention_mask)[2]
 
 
 def control_vectors(tasks, hidden_size: int, direction: str, seed: int) -> dict[str, torch.Tensor]:
@@ -95,13 +82,33 @@ def frozen_activation_norm(model, layer_index: int, tokenizer, texts: list[str],
     return norm_sum / token_count
 
 
-def _cycle(texts: list[str], batch_size: int, rng: random.Random):
-    """Endless shuffled batches; every text is seen once before any is seen twice."""
+def batch_schedule(forget: dict[str, list[str]], retain: dict[str, list[str]], cfg: dict):
+    """(batches, steps): batches maps a key to its texts; each step is (task, forget batch key, retain batch key).
+    Each task's texts are shuffled once into fixed batches; every pass over them visits the batches in a new
+    order. Fixed batches let the fast engine compute what never changes once per batch; tasks are interleaved
+    step by step, and each forget batch is paired with a retain batch of the same task."""
+    rng = random.Random(cfg["seed"])
+    batches, cycles = {}, {}
+    for kind, by_task in (("forget", forget), ("retain", retain)):
+        for task in sorted(forget):
+            texts = list(by_task.get(task) or sum(retain.values(), []))  # a task without retain text: all retain
+            rng.shuffle(texts)
+            keys = [(kind, task, i) for i in range(0, len(texts), cfg["batch_size"])]
+            batches.update({key: texts[key[2]:key[2] + cfg["batch_size"]] for key in keys})
+            cycles[kind, task] = _passes(keys, rng)
+    tasks = sorted(forget)
+    steps = []
+    for step in range(cfg["steps"]):
+        task = tasks[step % len(tasks)]
+        steps.append((task, next(cycles["forget", task]), next(cycles["retain", task])))
+    return batches, steps
+
+
+def _passes(keys: list, rng: random.Random):
     while True:
-        order = texts[:]
+        order = keys[:]
         rng.shuffle(order)
-        for start in range(0, len(order), batch_size):
-            yield order[start:start + batch_size]
+        yield from order
 
 
 def steering_coefficients(frozen_model, tokenizer, forget: dict[str, list[str]], layer_index: int, cfg: dict,
@@ -113,14 +120,95 @@ def steering_coefficients(frozen_model, tokenizer, forget: dict[str, list[str]],
             for task, texts in forget.items()}
 
 
+def full_forward_acts(model, layer_index: int, input_ids, attention_mask) -> torch.Tensor:
+    """Layer-l output from a forward through the whole model, logits included, as the public RMU code runs it."""
+    captured = {}
+
+    def capture(module, args, output):
+        captured["acts"] = output[0] if isinstance(output, tuple) else output
+
+    handle = decoder_layers(model)[layer_index].register_forward_hook(capture)
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    finally:
+        handle.remove()
+    return captured["acts"]
+
+
+@torch.no_grad()
+def slice_inputs(model, first: int, last: int, input_ids, attention_mask) -> tuple:
+    """What decoder layer `first` receives (hidden states, and the mask and rotary embeddings the model built for
+    them) and what layer `last` returns, from one forward that stops after `last`."""
+    captured = {}
+
+    def capture_input(module, args, kwargs):
+        kwargs = dict(kwargs)
+        captured["hidden"] = args[0] if args else kwargs.pop("hidden_states")
+        captured["kwargs"] = kwargs
+
+    def capture_output(module, args, output):
+        captured["acts"] = output[0] if isinstance(output, tuple) else output
+        raise _StopForward
+
+    layers = decoder_layers(model)
+    handles = [layers[first].register_forward_pre_hook(capture_input, with_kwargs=True),
+               layers[last].register_forward_hook(capture_output)]
+    try:
+        model.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    except _StopForward:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured["hidden"], captured["kwargs"], captured["acts"]
+
+
+def run_slice(model, first: int, last: int, hidden, layer_kwargs: dict) -> torch.Tensor:
+    """Layers first..last on cached inputs: all that changes when only their down_proj trains."""
+    for layer in decoder_layers(model)[first:last + 1]:
+        output = layer(hidden, **layer_kwargs)
+        hidden = output[0] if isinstance(output, tuple) else output
+    return hidden
+
+
 def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, list[str]], layers: list[int],
             alpha: float, cfg: dict, device, log_step=None) -> dict:
-    """Unlearn in place. `forget`/`retain` map a task to its texts; tasks are interleaved step by step and each
-    forget batch is paired with a retain batch of the same task. Returns coefficients and per-step losses."""
-    steered = layers[-1]
-    frozen_model = copy.deepcopy(model).eval().requires_grad_(False)
-    coefficients = steering_coefficients(frozen_model, tokenizer, forget, steered, cfg, device)
+    """Unlearn in place. `forget`/`retain` map a task to its texts (see batch_schedule). Returns coefficients,
+    the trained tensors' names and the per-step losses.
+
+    cfg["engine"] `fast`: the hidden states entering layer l-2, the mask and rotary embeddings the layers get, and
+    the frozen layer-l targets of every batch are computed once (nothing below l-2 changes); each step then runs
+    layers l-2..l alone, forward and backward, with no frozen copy of the model. `reference`: every step runs
+    the whole model on forget and retain and a frozen copy on retain, as the public implementations do. Both
+    give the same losses and weights (tests/test_rmu.py)."""
+    first, steered = layers[0], layers[-1]
+    coefficients = steering_coefficients(model, tokenizer, forget, steered, cfg, device)  # model still untouched
     directions = control_vectors(forget, model.config.hidden_size, cfg["direction"], cfg["seed"])
+    batches, steps = batch_schedule(forget, retain, cfg)
+    if cfg["engine"] == "reference":
+        frozen_model = copy.deepcopy(model).eval().requires_grad_(False)
+
+        def updated_acts(key):
+            input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
+            return full_forward_acts(model, steered, input_ids, mask), mask
+
+        def frozen_acts(key):
+            with torch.no_grad():
+                return full_forward_acts(frozen_model, steered, *encode(tokenizer, batches[key], cfg["max_length"],
+                                                                        device))
+    else:
+        cache = {}
+        for key in tqdm(sorted(batches), desc="unlearn: cache layer inputs", unit="batch"):
+            input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
+            hidden, layer_kwargs, acts = slice_inputs(model, first, steered, input_ids, mask)
+            cache[key] = (hidden, layer_kwargs, mask, acts if key[0] == "retain" else None)
+
+        def updated_acts(key):
+            hidden, layer_kwargs, mask, _ = cache[key]
+            return run_slice(model, first, steered, hidden, layer_kwargs), mask
+
+        def frozen_acts(key):
+            return cache[key][3]
     params = trainable_down_proj(model, layers)
     # A bf16/fp16 model trains with fp32 master weights (and fp32 AdamW state) under autocast: updates of
     # lr x grad would round away in 16-bit weights.
@@ -130,23 +218,14 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     mixed_precision = dict(device_type=torch.device(device).type, dtype=model_dtype,
                            enabled=model_dtype != torch.float32)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg["lr"])
-    rng = random.Random(cfg["seed"])
-    tasks = sorted(forget)
-    forget_batches = {task: _cycle(forget[task], cfg["batch_size"], rng) for task in tasks}
-    retain_batches = {task: _cycle(retain.get(task) or sum(retain.values(), []), cfg["batch_size"], rng)
-                      for task in tasks}
     history = {"coefficients": coefficients, "tensors": sorted(params), "forget_loss": [], "retain_loss": []}
     model.train()
-    for step in tqdm(range(cfg["steps"]), desc="unlearn (RMU)", unit="step"):
-        task = tasks[step % len(tasks)]
-        forget_ids, forget_mask = encode(tokenizer, next(forget_batches[task]), cfg["max_length"], device)
-        retain_ids, retain_mask = encode(tokenizer, next(retain_batches[task]), cfg["max_length"], device)
+    for step, (task, forget_key, retain_key) in enumerate(tqdm(steps, desc="unlearn (RMU)", unit="step")):
         steering_target = coefficients[task] * directions[task].to(device)
         with torch.autocast(**mixed_precision):
-            updated_forget_acts = layer_output(model, steered, forget_ids, forget_mask)
-            updated_retain_acts = layer_output(model, steered, retain_ids, retain_mask)
-        with torch.no_grad():
-            frozen_retain_acts = layer_output(frozen_model, steered, retain_ids, retain_mask)
+            updated_forget_acts, forget_mask = updated_acts(forget_key)
+            updated_retain_acts, retain_mask = updated_acts(retain_key)
+        frozen_retain_acts = frozen_acts(retain_key)
         loss, forget_loss, retain_loss = rmu_loss(updated_forget_acts, forget_mask, steering_target,
                                                   updated_retain_acts, frozen_retain_acts, retain_mask, alpha)
         for name, value in (("forget", forget_loss), ("retain", retain_loss)):

@@ -10,7 +10,8 @@ from stages.errors import PipelineError
 from stages.modeling import DELTA_INFO, DELTA_WEIGHTS, load_with_delta, save_delta
 from stages.rmu import run_rmu
 
-CFG = {"method": "adaptive_rmu", "beta": 1.0, "steering_coeff": 20.0, "direction": "gaussian", "lr": 1e-2,
+CFG = {"method": "adaptive_rmu", "engine": "fast",
+       "beta": 1.0, "steering_coeff": 20.0, "direction": "gaussian", "lr": 1e-2,
        "steps": 4, "batch_size": 2, "max_length": 32, "seed": 0}
 
 

@@ -51,7 +51,8 @@ def test_a_writer_killed_mid_write_leaves_the_previous_output_or_none(tmp_path, 
     assert [p.name for p in out.iterdir()] == ["config.json"]
 
 
-CFG = {"method": "adaptive_rmu", "beta": 1.0, "steering_coeff": 20.0, "direction": "gaussian", "lr": 1e-2,
+CFG = {"method": "adaptive_rmu", "engine": "fast",
+       "beta": 1.0, "steering_coeff": 20.0, "direction": "gaussian", "lr": 1e-2,
        "steps": 6, "batch_size": 2, "max_length": 32, "seed": 0}
 
 

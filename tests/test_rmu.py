@@ -6,7 +6,8 @@ from stages.params import layer_triple
 from stages.rmu import (control_vectors, layer_output, masked_mse, rmu_loss, run_rmu, steering_coefficients,
                         trainable_down_proj)
 
-CFG = {"method": "adaptive_rmu", "beta": 5.0, "steering_coeff": 20.0, "direction": "gaussian", "lr": 1e-2,
+CFG = {"method": "adaptive_rmu", "engine": "fast",
+       "beta": 5.0, "steering_coeff": 20.0, "direction": "gaussian", "lr": 1e-2,
        "steps": 4, "batch_size": 2, "max_length": 64, "seed": 0}
 
 
@@ -76,6 +77,27 @@ def test_bf16_model_trains_fp32_master_weights_and_stays_bf16(tiny_model, tiny_t
     changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     assert changed == {f"model.layers.{i}.mlp.down_proj.weight" for i in (0, 1, 2)}
     assert history["forget_loss"][-1] < 0.5 * history["forget_loss"][0]
+
+
+@pytest.mark.parametrize("layers", [[0, 1, 2], [1, 2, 3]])
+def test_fast_and_reference_engines_give_the_same_losses_and_weights(tiny_model_factory, sentences, layers):
+    """fp32: the cached, three-layer engine and the full-model reference follow the same trajectory (padded
+    batches of unequal lengths, two tasks, a pass and a half over the batches)."""
+    forget = {"Task1": sentences[:3], "Task2": sentences[3:]}
+    retain = {"Task1": sentences[2:], "Task2": sentences[:2]}
+    runs = {}
+    for engine in ("reference", "fast"):
+        model, tokenizer = tiny_model_factory()
+        history = run_rmu(model, tokenizer, forget, retain, layers, 2.0, dict(CFG, engine=engine, steps=10),
+                          torch.device("cpu"))
+        runs[engine] = history, {name: p.detach().clone() for name, p in model.named_parameters()}
+    (reference, reference_weights), (fast, fast_weights) = runs["reference"], runs["fast"]
+    assert fast["coefficients"] == reference["coefficients"]
+    for term in ("forget_loss", "retain_loss"):
+        assert fast[term] == pytest.approx(reference[term], rel=1e-5, abs=1e-7)
+    assert reference["forget_loss"][-1] < reference["forget_loss"][0]
+    for name, weight in reference_weights.items():
+        torch.testing.assert_close(fast_weights[name], weight, rtol=1e-5, atol=1e-6)
 
 
 def test_forget_loss_falls(tiny_model, tiny_tokenizer, sentences):

@@ -1,0 +1,107 @@
+"""Speed of the RMU engines and of batched evaluation, side by side, on this machine.
+
+    python benchmarks/bench.py            # from the project root; about 5 minutes on a 2-core CPU
+
+RMU: steps per second of the reference engine (whole model every step, frozen copy recomputed) and the fast
+engine (cached inputs, layers l-2..l only), on the default model (params.yaml `model.scratch`, layers 29-31) and
+on a larger random OLMo; and the fast step's time as a ratio to the floor, a bare forward + backward of the three
+layers on the same forget and retain batches. Evaluation: rows per second of one-at-a-time vs batched greedy
+generation on the default model. Models are random-initialised (speed does not depend on what they know).
+"""
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from stages.generation import greedy_generate  # noqa: E402
+from stages.rmu import batch_schedule, encode, run_rmu, run_slice, slice_inputs  # noqa: E402
+from stages.synthetic import generate  # noqa: E402
+from stages.target import build_model, train_tokenizer  # noqa: E402
+from stages.unlearn import texts_by_task  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+CPU = torch.device("cpu")
+
+
+def step_seconds(model, tokenizer, forget, retain, layers, cfg) -> float:
+    """Median seconds per RMU step, from the steps' own timestamps (setup and caching excluded)."""
+    stamps = []
+    run_rmu(model, tokenizer, forget, retain, layers, PARAMS["alpha"], cfg, CPU,
+            log_step=lambda *args: stamps.append(time.perf_counter()))
+    return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
+
+
+def floor_seconds(model, tokenizer, forget, retain, layers, cfg) -> float:
+    """Median seconds of forward + backward through layers l-2..l on each step's forget and retain batches."""
+    batches, steps = batch_schedule(forget, retain, cfg)
+    inputs = {key: slice_inputs(model, layers[0], layers[-1], *encode(tokenizer, texts, cfg["max_length"], CPU))
+              for key, texts in batches.items()}
+    model.requires_grad_(False)
+    weights = [model.get_parameter(f"model.layers.{i}.mlp.down_proj.weight").requires_grad_(True) for i in layers]
+    times = []
+    for _, forget_key, retain_key in steps:
+        start = time.perf_counter()
+        total = sum(run_slice(model, layers[0], layers[-1], *inputs[key][:2]).square().mean()
+                    for key in (forget_key, retain_key))
+        total.backward()
+        times.append(time.perf_counter() - start)
+        for weight in weights:
+            weight.grad = None
+    return statistics.median(times)
+
+
+def bench_rmu(name: str, scratch: dict, layers: list[int], tokenizer, forget, retain, steps: int) -> dict:
+    cfg = dict(PARAMS["unlearn"], steps=steps)
+    seconds = {}
+    for engine in ("reference", "fast"):
+        model = build_model(scratch, tokenizer, seed=0)
+        seconds[engine] = step_seconds(model, tokenizer, forget, retain, layers, dict(cfg, engine=engine))
+    seconds["floor"] = floor_seconds(build_model(scratch, tokenizer, seed=0), tokenizer, forget, retain, layers, cfg)
+    return {"model": name, "layers": layers, **seconds}
+
+
+def bench_generation(tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int) -> dict:
+    model = build_model(PARAMS["model"]["scratch"], tokenizer, seed=0).eval()
+    rates = {}
+    for label, size in (("one at a time", 1), (f"batched ({batch_size})", batch_size)):
+        start = time.perf_counter()
+        greedy_generate(model, tokenizer, prompts, max_new_tokens, size, desc=label)
+        rates[label] = len(prompts) / (time.perf_counter() - start)
+    return rates
+
+
+def main():
+    torch.manual_seed(0)
+    data = generate(PARAMS["data"]["synthetic"], PARAMS["data"]["seed"])
+    texts = [row["input"] + " " + row["output"] for key in ("forget_train", "retain_train") for row in data[key]]
+    tokenizer = train_tokenizer(texts, PARAMS["model"]["scratch"]["vocab_size"])
+    forget, retain = texts_by_task(data["forget_train"]), texts_by_task(data["retain_train"])
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+          f"threads, torch {torch.__version__}")
+    larger = dict(PARAMS["model"]["scratch"], num_hidden_layers=16, hidden_size=512, intermediate_size=2048,
+                  num_attention_heads=8)
+    rows = [bench_rmu("default (32 layers, d=64)", PARAMS["model"]["scratch"], PARAMS["layers"], tokenizer, forget,
+                      retain, steps=24),
+            bench_rmu("larger (16 layers, d=512)", larger, [13, 14, 15], tokenizer, forget, retain, steps=12)]
+    print("\n| model | layers | reference steps/s | fast steps/s | fast / reference | fast step / floor |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['layers']} | {1 / r['reference']:.2f} | {1 / r['fast']:.2f} | "
+              f"{r['reference'] / r['fast']:.1f}x | {r['fast'] / r['floor']:.2f} |")
+    prompts = [row["input"] for row in data["forget_train"] + data["retain_train"]][:64]
+    rates = bench_generation(tokenizer, prompts, max_new_tokens=32, batch_size=32)
+    one, batched = rates.values()
+    print(f"\n| greedy generation, {len(prompts)} rows x 32 new tokens | rows/s |\n|---|---:|")
+    for label, rate in rates.items():
+        print(f"| {label} | {rate:.2f} |")
+    print(f"| batched / one at a time | {batched / one:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
