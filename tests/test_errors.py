@@ -110,7 +110,8 @@ CASES = [
     ("evaluate", ["--model", "target"], {"data": {"split": "validation"}}, None,
      "data/prepared/forget_validation.jsonl: the data source has no forget validation data; set `data.split: train`"),
     ("unlearn", None, {}, "no target model", "models/target: no Hugging Face model here (config.json missing)"),
-    ("evaluate", ["--model", "unlearned"], {}, None, "models/unlearned: no Hugging Face model here"),
+    ("evaluate", ["--model", "unlearned"], {}, None,
+     "models/unlearned: no delta.json and delta.safetensors; run `dvc repro`"),
     ("unlearn", None, {"layers": [1, 2, 3]}, "pickled target", "models/target: no .safetensors weights"),
 ]
 

@@ -39,6 +39,17 @@ def test_batched_generation_matches_one_at_a_time(tiny):
     assert tokenizer.padding_side == "right"  # restored
 
 
+def test_batched_generation_matches_one_at_a_time_on_the_default_architecture(tiny):
+    """The default model's shape (params.yaml model.scratch: 32 layers, d=64), fp32, random weights: batched
+    greedy decoding with left padding gives the same strings as decoding each row alone."""
+    _, tokenizer = tiny
+    scratch = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["model"]["scratch"]
+    model = build_model(scratch, tokenizer, seed=1).eval()
+    batched = greedy_generate(model, tokenizer, PROMPTS, max_new_tokens=12, batch_size=len(PROMPTS))
+    assert batched == [greedy_generate(model, tokenizer, [p], max_new_tokens=12, batch_size=1)[0] for p in PROMPTS]
+    assert len(set(batched)) > 1
+
+
 def test_generation_stays_within_the_context(tiny, monkeypatch):
     model, tokenizer = tiny
     output_lengths = []
