@@ -104,12 +104,13 @@ def flag(params: dict, key: str) -> bool:
     return value
 
 
-def source(params: dict, key: str, builtin: str, example: str) -> str:
-    """`builtin`, an existing local directory, or a Hugging Face hub id (owner/name)."""
+def source(params: dict, key: str, builtin: str | None, example: str) -> str:
+    """`builtin` (if any), an existing local directory, or a Hugging Face hub id (owner/name)."""
     value = get(params, key)
     if not isinstance(value, str) or not (value == builtin or Path(value).is_dir() or HUB_ID.fullmatch(value)):
-        raise PipelineError(f"params.yaml: `{key}` is {value!r}: not {builtin!r}, not an existing directory and not "
-                            f"a Hugging Face id (owner/name); use {builtin} or e.g. {example}")
+        options = f"not {builtin!r}, " if builtin else ""
+        raise PipelineError(f"params.yaml: `{key}` is {value!r}: {options}not an existing directory and not a "
+                            f"Hugging Face id (owner/name); use {f'{builtin} or ' if builtin else ''}e.g. {example}")
     return value
 
 
@@ -154,10 +155,7 @@ def validate(params: dict) -> dict:
     for key in ("train_docs", "validation_docs", "nonmember_docs", "gk_countries", "gk_test_per_subject"):
         number(params, f"data.synthetic.{key}", minimum=1, integer=True)
     if choice(params, "model.source", MODEL_SOURCES) == "pretrained":
-        name = get(params, "model.name_or_path")
-        if not isinstance(name, str) or not (Path(name).is_dir() or HUB_ID.fullmatch(name)):
-            raise PipelineError(f"params.yaml: `model.name_or_path` is {name!r}; with model.source pretrained give a "
-                                "Hugging Face id (e.g. allenai/OLMo-1B-0724-hf) or a local model directory")
+        source(params, "model.name_or_path", None, "allenai/OLMo-1B-0724-hf")
     choice(params, "model.dtype", DTYPES)
     flag(params, "model.trust_remote_code")
     flag(params, "model.allow_pickle")

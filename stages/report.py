@@ -103,11 +103,11 @@ def plot_scores(metrics: dict, path: Path) -> None:
         values = [v for _, v in cells(metrics[key]["scores"])]
         ax.bar([i + offset for i in range(len(labels))], values, width, label=name)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.25)  # headroom for the legend above the bars
     ax.set_ylabel("ROUGE-L recall (sc) / exact match (qa)")
     ax.axvline(5.5, color="grey", lw=0.8)
     ax.set_title("Forget (left: lower is better) and retain (right: higher is better)")
-    ax.legend()
+    ax.legend(loc="upper center", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

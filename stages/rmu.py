@@ -69,14 +69,10 @@ def encode(tokenizer, texts: list[str], max_length: int, device):
     return batch["input_ids"].to(device), batch["attention_mask"].to(device)
 
 
-@torch.no_grad()
-def frozen_activation_norm(model, layer_index: int, tokenizer, texts: list[str], batch_size: int, max_length: int,
-                           device) -> float:
-    """Mean per-token L2 norm of layer-l activations over all real tokens of `texts`."""
+def mean_token_norm(acts_and_masks) -> float:
+    """Mean per-token L2 norm over the real (non-pad) tokens of (activations, mask) batches."""
     norm_sum, token_count = 0.0, 0
-    for start in range(0, len(texts), batch_size):
-        input_ids, mask = encode(tokenizer, texts[start:start + batch_size], max_length, device)
-        acts = layer_output(model, layer_index, input_ids, mask)
+    for acts, mask in acts_and_masks:
         norm_sum += (acts.float().norm(dim=-1) * mask).sum().item()
         token_count += mask.sum().item()
     return norm_sum / token_count
@@ -111,13 +107,12 @@ def _passes(keys: list, rng: random.Random):
         yield from order
 
 
-def steering_coefficients(frozen_model, tokenizer, forget: dict[str, list[str]], layer_index: int, cfg: dict,
-                          device) -> dict[str, float]:
+def steering_coefficients(tasks, frozen_forget_acts, cfg: dict) -> dict[str, float]:
+    """`rmu`: the fixed steering_coeff. `adaptive_rmu`: beta x the mean per-token norm of the frozen model's layer-l
+    activations over all of a task's forget batches; `frozen_forget_acts(task)` yields their (acts, mask)."""
     if cfg["method"] == "rmu":
-        return {task: float(cfg["steering_coeff"]) for task in forget}
-    return {task: cfg["beta"] * frozen_activation_norm(frozen_model, layer_index, tokenizer, texts,
-                                                       cfg["batch_size"], cfg["max_length"], device)
-            for task, texts in forget.items()}
+        return {task: float(cfg["steering_coeff"]) for task in tasks}
+    return {task: cfg["beta"] * mean_token_norm(frozen_forget_acts(task)) for task in tasks}
 
 
 def full_forward_acts(model, layer_index: int, input_ids, attention_mask) -> torch.Tensor:
@@ -182,11 +177,16 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     the whole model on forget and retain and a frozen copy on retain, as the public implementations do. Both
     give the same losses and weights (tests/test_rmu.py)."""
     first, steered = layers[0], layers[-1]
-    coefficients = steering_coefficients(model, tokenizer, forget, steered, cfg, device)  # model still untouched
     directions = control_vectors(forget, model.config.hidden_size, cfg["direction"], cfg["seed"])
     batches, steps = batch_schedule(forget, retain, cfg)
+    forget_keys = {task: [key for key in sorted(batches) if key[:2] == ("forget", task)] for task in forget}
     if cfg["engine"] == "reference":
         frozen_model = copy.deepcopy(model).eval().requires_grad_(False)
+
+        def frozen_forget_acts(task):
+            for key in forget_keys[task]:
+                input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
+                yield layer_output(frozen_model, steered, input_ids, mask), mask
 
         def updated_acts(key):
             input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
@@ -201,7 +201,10 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
         for key in tqdm(sorted(batches), desc="unlearn: cache layer inputs", unit="batch"):
             input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
             hidden, layer_kwargs, acts = slice_inputs(model, first, steered, input_ids, mask)
-            cache[key] = (hidden, layer_kwargs, mask, acts if key[0] == "retain" else None)
+            cache[key] = (hidden, layer_kwargs, mask, acts)
+
+        def frozen_forget_acts(task):
+            return ((cache[key][3], cache[key][2]) for key in forget_keys[task])
 
         def updated_acts(key):
             hidden, layer_kwargs, mask, _ = cache[key]
@@ -209,6 +212,10 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
 
         def frozen_acts(key):
             return cache[key][3]
+    coefficients = steering_coefficients(sorted(forget), frozen_forget_acts, cfg)
+    if cfg["engine"] == "fast":
+        for key in (key for keys in forget_keys.values() for key in keys):
+            cache[key] = cache[key][:3] + (None,)  # the frozen forget activations served their one purpose
     params = trainable_down_proj(model, layers)
     # A bf16/fp16 model trains with fp32 master weights (and fp32 AdamW state) under autocast: updates of
     # lr x grad would round away in 16-bit weights.

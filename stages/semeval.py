@@ -28,15 +28,11 @@ def is_jsonl_layout(directory: Path) -> bool:
     return all((directory / name).is_file() for name in JSONL_LAYOUT)
 
 
-def _mia_rows(rows: list[dict], where: str) -> list[dict]:
-    """Keep id and document: members carry task columns, non-members Dolma metadata; neither is used."""
-    out = []
-    for n, row in enumerate(rows, 1):
-        for column in ("id", "document"):
-            if row.get(column) in (None, ""):
-                raise PipelineError(f"{where} row {n}: column `{column}` is missing or empty")
-        out.append({"id": str(row["id"]), "document": row["document"]})
-    return out
+def _mia_rows(rows: list[dict]) -> list[dict]:
+    """Keep id and document (members carry task columns, non-members Dolma metadata; neither is used). Numeric ids
+    become text; what is missing stays missing for check_dataset to name."""
+    return [{"id": None if row.get("id") is None else str(row["id"]), "document": row.get("document")}
+            for row in rows]
 
 
 def _read_parquet(path: Path) -> list[dict]:
@@ -60,7 +56,7 @@ def load_organizers_dir(directory: Path) -> tuple[dict, dict]:
         for key, path in paths.items():
             if not path.is_file():
                 raise PipelineError(f"{path}: not found; {LAYOUTS}")
-            data[key + suffix], files[key + suffix] = _mia_rows(read_jsonl(path), str(path)), str(path)
+            data[key + suffix], files[key + suffix] = _mia_rows(read_jsonl(path)), str(path)
     return data, files
 
 
@@ -80,7 +76,7 @@ def load_organizers_hub(dataset_id: str) -> tuple[dict, dict]:
                     if suffix:
                         continue
                     raise
-                data[key + suffix] = _mia_rows(rows, url)
+                data[key + suffix] = _mia_rows(rows)
     except KeyError as err:
         raise PipelineError(f"data.source {dataset_id}: no split {err}; {LAYOUTS}") from None
     except (OSError, ValueError) as err:
@@ -100,7 +96,7 @@ def load_jsonl_layout(directory: Path) -> tuple[dict, dict]:
     for folder in (directory / "mia_data", directory):
         if all((folder / name).is_file() for name in MIA_FILES.values()):
             for key, name in MIA_FILES.items():
-                data[key] = _mia_rows(read_jsonl(folder / name), str(folder / name))
+                data[key] = _mia_rows(read_jsonl(folder / name))
                 files[key] = str(folder / name)
             return data, files
     raise PipelineError(f"{directory}: no MIA files; put member.jsonl and nonmember.jsonl (columns id, document) "

@@ -82,7 +82,8 @@ CASES = [
     ("prepare", None, {"data": {"synthetic": {"train_docs": 0}}}, None, "`data.synthetic.train_docs` must be >= 1"),
     ("target", None, {"model": {"source": "hub"}}, None, "`model.source` is 'hub'; choose one of scratch, pretrained"),
     ("target", None, {"model": {"source": "pretrained"}}, None,
-     "`model.name_or_path` is None; with model.source pretrained give a Hugging Face id"),
+     "`model.name_or_path` is None: not an existing directory and not a Hugging Face id (owner/name); use e.g. "
+     "allenai/OLMo-1B-0724-hf"),
     ("target", None, {"model": {"dtype": "fp8"}}, None, "`model.dtype` is 'fp8'; choose one of auto, float32"),
     ("target", None, {"model": {"trust_remote_code": "yes"}}, None, "`model.trust_remote_code` must be true or false"),
     ("target", None, {"model": {"allow_pickle": 1}}, None, "`model.allow_pickle` must be true or false, got 1"),

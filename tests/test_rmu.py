@@ -3,7 +3,7 @@ import torch
 
 from stages.errors import PipelineError
 from stages.params import layer_triple
-from stages.rmu import (control_vectors, layer_output, masked_mse, rmu_loss, run_rmu, steering_coefficients,
+from stages.rmu import (control_vectors, layer_output, masked_mse, rmu_loss, run_rmu,
                         trainable_down_proj)
 
 CFG = {"method": "adaptive_rmu", "engine": "fast",
@@ -109,15 +109,19 @@ def test_forget_loss_falls(tiny_model, tiny_tokenizer, sentences):
     assert history["forget_loss"][-1] < 0.5 * history["forget_loss"][0]
 
 
-def test_adaptive_coefficient_is_beta_times_frozen_norm(tiny_model, tiny_tokenizer, sentences):
-    forget = {"Task1": sentences[:1]}
-    coefficients = steering_coefficients(tiny_model, tiny_tokenizer, forget, 2, CFG, torch.device("cpu"))
-    ids = tiny_tokenizer(sentences[:1], add_special_tokens=False, return_tensors="pt")["input_ids"]
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_adaptive_coefficient_is_beta_times_frozen_norm(tiny_model_factory, sentences, engine):
+    model, tokenizer = tiny_model_factory()
+    ids = tokenizer(sentences[:1], add_special_tokens=False, return_tensors="pt")["input_ids"]
     with torch.no_grad():
-        acts = tiny_model(input_ids=ids, output_hidden_states=True).hidden_states[3]
-    assert coefficients["Task1"] == pytest.approx(CFG["beta"] * acts.norm(dim=-1).mean().item(), rel=1e-5)
-    fixed = steering_coefficients(tiny_model, tiny_tokenizer, forget, 2, dict(CFG, method="rmu"), "cpu")
-    assert fixed == {"Task1": CFG["steering_coeff"]}
+        acts = model(input_ids=ids, output_hidden_states=True).hidden_states[3]  # leaving layer 2
+    forget, retain, cpu = {"Task1": sentences[:1]}, {"Task1": sentences[1:]}, torch.device("cpu")
+    history = run_rmu(model, tokenizer, forget, retain, [0, 1, 2], 1.0, dict(CFG, engine=engine, steps=1), cpu)
+    assert history["coefficients"]["Task1"] == pytest.approx(CFG["beta"] * acts.norm(dim=-1).mean().item(), rel=1e-5)
+    model, tokenizer = tiny_model_factory()
+    fixed = run_rmu(model, tokenizer, forget, retain, [0, 1, 2], 1.0, dict(CFG, engine=engine, steps=1,
+                                                                         method="rmu"), cpu)
+    assert fixed["coefficients"] == {"Task1": CFG["steering_coeff"]}
 
 
 def test_trainable_selection_by_name_does_not_confuse_layer_1_and_11(tiny_model):
