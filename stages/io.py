@@ -10,6 +10,19 @@ from .errors import PipelineError
 
 PREPARED = Path("data/prepared")
 EVAL_DIR = Path("reports/eval")
+LIVE_DIR = Path("reports/unlearn")  # the headline run's DVCLive curves
+
+
+def live_dir(run: str) -> Path:
+    """reports/unlearn for the headline run, reports/unlearn_runs/<run> for the sweep's and the methods'."""
+    return LIVE_DIR if run == "unlearned" else Path("reports/unlearn_runs") / run
+
+
+def save_figure(fig, path) -> None:
+    import matplotlib.pyplot as plt  # the stages that draw nothing do not pay for it
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 SPLITS = ("forget_train", "forget_validation", "retain_train", "retain_validation")
 # data key -> file under data/prepared; a source writes the keys it has (the validation ones are optional)

@@ -1,6 +1,6 @@
 """Stage: MMLU-format multiple-choice accuracy, scored as Open-Instruct does (answer-letter logits after "Answer:").
 
-python -m stages.mmlu --model {target|unlearned}
+python -m stages.mmlu --model {target|unlearned|sweep/<first layer>|method/<method>}
 
 `mmlu.source`: `builtin` (the synthetic default's general-knowledge set, from data/prepared/mmlu), a local
 directory in the original Hendrycks layout (dev/<subject>_dev.csv, test/<subject>_test.csv; no header: question,
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .errors import PipelineError, exit_on_error
 from .io import EVAL_DIR, PREPARED, atomic_output, read_jsonl, write_json
-from .modeling import load_stage_model, parse_model_arg
+from .modeling import evaluate_stage_model, parse_model_arg
 from .params import load_validated
 
 CHOICES = ("A", "B", "C", "D")
@@ -170,18 +170,28 @@ def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict],
             "n": len(correct)}
 
 
-@exit_on_error
-def main(argv=None):
-    name = parse_model_arg(__doc__.splitlines()[0], argv)
-    params = load_validated()
+def load_inputs(params: dict) -> dict:
+    """The dev and test questions of `mmlu.source`, read and checked before any model loads."""
     dev_rows, test_rows, source = load_mmlu(params)
-    model, tokenizer = load_stage_model(name, params)
+    return {"dev": dev_rows, "test": test_rows, "source": source}
+
+
+def run(model, tokenizer, inputs: dict, params: dict) -> dict:
     k = params["mmlu"]["k"]
-    result = mmlu_accuracy(model, tokenizer, dev_rows, test_rows, k, params["mmlu"]["batch_size"])
+    result = mmlu_accuracy(model, tokenizer, inputs["dev"], inputs["test"], k, params["mmlu"]["batch_size"])
+    return {"source": inputs["source"], "k": k, **result}
+
+
+def write(name: str, result: dict) -> None:
     with atomic_output(EVAL_DIR / name / "mmlu") as out_dir:
         out_dir.mkdir()
-        write_json(out_dir / "mmlu.json", {"source": source, "k": k, **result})
+        write_json(out_dir / "mmlu.json", result)
     print(f"{name}: MMLU-format accuracy {result['accuracy']:.4f} over {result['n']} questions")
+
+
+@exit_on_error
+def main(argv=None):
+    evaluate_stage_model(parse_model_arg(__doc__.splitlines()[0], argv), load_validated(), [(load_inputs, run, write)])
 
 
 if __name__ == "__main__":

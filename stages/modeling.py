@@ -11,19 +11,27 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from .errors import PipelineError
+from .params import check_run
 
 # Loading a checkpoint takes seconds; its per-tensor bar would bury a stage's one error line.
 transformers_logging.disable_progress_bar()
 
-MODEL_DIRS = {"target": Path("models/target"), "unlearned": Path("models/unlearned")}
+MODELS = Path("models")
+TARGET_DIR = MODELS / "target"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def model_dir(name: str) -> Path:
+    """models/target, or the delta of a run: models/unlearned, models/sweep/<first layer>, models/method/<method>."""
+    return MODELS / name
+
+
 def parse_model_arg(description: str, argv=None) -> str:
-    """`--model target|unlearned`: which model an evaluation stage scores."""
+    """`--model target|<run>`: which model an evaluation stage scores."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--model", required=True, choices=sorted(MODEL_DIRS))
-    return parser.parse_args(argv).model
+    parser.add_argument("--model", required=True, help="target, unlearned, sweep/<first layer> or method/<method>")
+    name = parser.parse_args(argv).model
+    return name if name == "target" else check_run(name)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,12 +88,22 @@ def load_pretrained(name_or_path: str, device: torch.device, dtype, model_params
 
 
 def load_stage_model(name: str, params: dict):
-    """The pipeline's `target` or `unlearned` (target + delta) model, on params' device and dtype."""
+    """The pipeline's `target`, or a run's unlearned model (target + delta), on params' device and dtype."""
     device = resolve_device(params["device"])
     settings = (device, resolve_dtype(params["model"]["dtype"], device), params["model"]["trust_remote_code"])
-    if name == "unlearned":
-        return load_with_delta(MODEL_DIRS["target"], MODEL_DIRS["unlearned"], *settings)
-    return load_model(MODEL_DIRS[name], *settings)
+    if name == "target":
+        return load_model(TARGET_DIR, *settings)
+    return load_with_delta(TARGET_DIR, model_dir(name), *settings)
+
+
+def evaluate_stage_model(name: str, params: dict, evaluations) -> None:
+    """Each evaluation is (load_inputs, run, write): every input is read and checked before the model loads, every
+    number computed before anything is written, and the model loads once for all of them."""
+    inputs = [load_inputs(params) for load_inputs, _, _ in evaluations]
+    model, tokenizer = load_stage_model(name, params)
+    results = [run(model, tokenizer, given, params) for (_, run, _), given in zip(evaluations, inputs)]
+    for (_, _, write), result in zip(evaluations, results):
+        write(name, result)
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:

@@ -13,14 +13,17 @@ MODEL_SOURCES = ("scratch", "pretrained")
 DATA_SPLITS = ("train", "validation")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-UNLEARN_METHODS = ("adaptive_rmu", "rmu")
+RMU_METHODS = ("adaptive_rmu", "rmu")
+BASELINE_METHODS = ("gradient_ascent", "gradient_difference", "kl", "npo")
+UNLEARN_METHODS = RMU_METHODS + BASELINE_METHODS
 ENGINES = ("fast", "reference")
+BASELINE_PARAMS = ("layers", "all")
 DIRECTIONS = ("gaussian", "uniform")
 
 
 # Every key the pipeline reads (None: a leaf). Anything else in params.yaml is a typo or a leftover: warned about.
 KNOWN_KEYS = {
-    "device": None, "layers": None, "alpha": None,
+    "device": None, "layers": None, "alpha": None, "sweep": None, "methods": None,
     "data": {"source": None, "split": None, "limit": None, "seed": None,
              "synthetic": dict.fromkeys(["train_docs", "validation_docs", "nonmember_docs", "gk_countries",
                                          "gk_test_per_subject"])},
@@ -31,9 +34,9 @@ KNOWN_KEYS = {
               "train": dict.fromkeys(["epochs", "lr", "batch_size", "seed"]),
               "require": dict.fromkeys(["sc_rouge", "qa_exact", "mmlu", "mia_auc"])},
     "unlearn": dict.fromkeys(["method", "engine", "beta", "steering_coeff", "direction", "lr", "steps", "batch_size",
-                              "max_length", "seed"]),
+                              "max_length", "seed", "baseline_params", "baseline_lr", "retain_weight", "npo_beta"]),
     "evaluate": dict.fromkeys(["max_new_tokens", "batch_size"]),
-    "mia": dict.fromkeys(["batch_size"]),
+    "mia": dict.fromkeys(["batch_size", "min_k"]),
     "mmlu": dict.fromkeys(["source", "subjects", "limit", "k", "batch_size"]),
 }
 
@@ -97,6 +100,14 @@ def optional(params: dict, key: str, check):
     return None if get(params, key) is None else check(params, key)
 
 
+def fraction(params: dict, key: str) -> float:
+    """A number in (0, 1]."""
+    value = get(params, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise PipelineError(f"params.yaml: `{key}` must be a fraction in (0, 1], e.g. 0.2, got {value!r}")
+    return value
+
+
 def flag(params: dict, key: str) -> bool:
     value = get(params, key)
     if not isinstance(value, bool):
@@ -122,19 +133,61 @@ def subjects(params: dict, key: str):
     return value
 
 
-def layer_triple(value, num_layers: int | None = None) -> list[int]:
-    """Three consecutive 0-based decoder layer indices; the last one is steered."""
+def layer_triple(value, num_layers: int | None = None, key: str = "`layers`") -> list[int]:
+    """Three consecutive 0-based decoder layer indices; the last one is steered. `key` names them in errors."""
     hint = "set `layers` to three consecutive indices, e.g. layers: [5, 6, 7]"
     if (not isinstance(value, list) or len(value) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise PipelineError(f"params.yaml: `layers` is {value!r}, not a list of three integers; {hint}")
+        raise PipelineError(f"params.yaml: {key} is {value!r}, not a list of three integers; {hint}")
     if value[1] != value[0] + 1 or value[2] != value[1] + 1 or value[0] < 0:
-        raise PipelineError(f"params.yaml: `layers` {value} are not three consecutive non-negative indices; {hint}")
+        raise PipelineError(f"params.yaml: {key} {value} are not three consecutive non-negative indices; {hint}")
     if num_layers is not None and value[2] >= num_layers:
         raise PipelineError(
-            f"params.yaml: `layers` {value} does not fit the model, which has {num_layers} decoder layers "
+            f"params.yaml: {key} {value} does not fit the model, which has {num_layers} decoder layers "
             f"(valid indices 0..{num_layers - 1})")
     return value
+
+
+def sweep_layers(value) -> list[int]:
+    """`sweep`: the first layer of each triple the layer sweep runs (stage names unlearn_sweep@<first layer>)."""
+    if (not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+            or len(set(value)) != len(value)):
+        raise PipelineError(f"params.yaml: `sweep` is {value!r}; use a list of distinct first layers, e.g. "
+                            "sweep: [0, 8, 16, 24] for the triples 0-2, 8-10, 16-18, 24-26 (or [] for no sweep)")
+    return value
+
+
+def method_list(value) -> list[str]:
+    """`methods`: the unlearning methods run beside the headline one (stage names unlearn_method@<method>)."""
+    if (not isinstance(value, list) or not all(isinstance(v, str) and v in UNLEARN_METHODS for v in value)
+            or len(set(value)) != len(value)):
+        raise PipelineError(f"params.yaml: `methods` is {value!r}; use a list of distinct methods from "
+                            f"{', '.join(UNLEARN_METHODS)} (or [] for none)")
+    return value
+
+
+# A run is one unlearned model: `unlearned` (the headline: `layers` and `unlearn`), `sweep/<first layer>` (the
+# same settings on another triple) or `method/<method>` (another method on `layers`).
+RUN_NAME = re.compile(r"unlearned|sweep/(\d+)|method/(\w+)")
+
+
+def check_run(run: str) -> str:
+    match = RUN_NAME.fullmatch(run)
+    if match is None or (match.group(2) and match.group(2) not in UNLEARN_METHODS):
+        raise PipelineError(f"run {run!r} is not unlearned, sweep/<first layer> nor method/<one of "
+                            f"{', '.join(UNLEARN_METHODS)}>")
+    return run
+
+
+def run_settings(params: dict, run: str) -> tuple[list[int], dict]:
+    """The layer triple and the `unlearn` settings of a run; the stages of every run call the same code."""
+    match = RUN_NAME.fullmatch(check_run(run))
+    if match.group(1):
+        first = int(match.group(1))
+        return [first, first + 1, first + 2], params["unlearn"]
+    if match.group(2):
+        return params["layers"], {**params["unlearn"], "method": match.group(2)}
+    return params["layers"], params["unlearn"]
 
 
 def validate(params: dict) -> dict:
@@ -147,6 +200,8 @@ def validate(params: dict) -> dict:
     if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
         raise PipelineError(f"params.yaml: `device` is {device!r}; use auto, cpu, cuda or cuda:N")
     layer_triple(get(params, "layers"))
+    sweep_layers(get(params, "sweep"))
+    method_list(get(params, "methods"))
     number(params, "alpha", minimum=0)
     source(params, "data.source", "synthetic", "../shared/data/semeval25-unlearning-data")
     choice(params, "data.split", DATA_SPLITS)
@@ -182,9 +237,14 @@ def validate(params: dict) -> dict:
     for key in ("steps", "batch_size", "max_length"):
         number(params, f"unlearn.{key}", minimum=1, integer=True)
     number(params, "unlearn.seed", integer=True)
+    choice(params, "unlearn.baseline_params", BASELINE_PARAMS)
+    number(params, "unlearn.baseline_lr", minimum=0, exclusive=True)
+    number(params, "unlearn.retain_weight", minimum=0)
+    number(params, "unlearn.npo_beta", minimum=0, exclusive=True)
     number(params, "evaluate.max_new_tokens", minimum=1, integer=True)
     number(params, "evaluate.batch_size", minimum=1, integer=True)
     number(params, "mia.batch_size", minimum=1, integer=True)
+    fraction(params, "mia.min_k")
     source(params, "mmlu.source", "builtin", "../shared/data/mmlu or cais/mmlu")
     subjects(params, "mmlu.subjects")
     optional(params, "mmlu.limit", lambda p, k: number(p, k, minimum=1, integer=True))

@@ -63,6 +63,35 @@ def trainable_down_proj(model, layers: list[int]) -> dict[str, torch.nn.Paramete
     return selected
 
 
+def fp32_master_weights(params: dict, device) -> tuple:
+    """A bf16/fp16 model trains with fp32 master weights (and fp32 AdamW state) under autocast: updates of
+    lr x grad would round away in 16-bit weights. Returns the model's dtype and the autocast arguments."""
+    model_dtype = next(iter(params.values())).dtype
+    for param in params.values():
+        param.data = param.data.float()
+    return model_dtype, dict(device_type=torch.device(device).type, dtype=model_dtype,
+                             enabled=model_dtype != torch.float32)
+
+
+def descend(optimizer, loss, forget_loss, retain_loss, history: dict, step: int, hint: str) -> None:
+    """One optimiser step on `loss`, after checking that both terms are finite; logs them in `history`."""
+    for name, value in (("forget", forget_loss), ("retain", retain_loss)):
+        if not torch.isfinite(value):
+            raise PipelineError(f"unlearn: the {name} loss is {value.item()} at step {step}; {hint}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    history["forget_loss"].append(forget_loss.item())
+    history["retain_loss"].append(retain_loss.item())
+
+
+def finish_training(model, params: dict, model_dtype) -> None:
+    """The trained weights back in the model's own dtype; the model in eval mode with nothing trainable."""
+    for param in params.values():
+        param.data = param.data.to(model_dtype)
+    model.eval().requires_grad_(False)
+
+
 def encode(tokenizer, texts: list[str], max_length: int, device):
     batch = tokenizer(texts, add_special_tokens=False, padding=True, truncation=True, max_length=max_length,
                       return_tensors="pt")
@@ -217,13 +246,7 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
         for key in (key for keys in forget_keys.values() for key in keys):
             cache[key] = cache[key][:3] + (None,)  # the frozen forget activations served their one purpose
     params = trainable_down_proj(model, layers)
-    # A bf16/fp16 model trains with fp32 master weights (and fp32 AdamW state) under autocast: updates of
-    # lr x grad would round away in 16-bit weights.
-    model_dtype = next(iter(params.values())).dtype
-    for param in params.values():
-        param.data = param.data.float()
-    mixed_precision = dict(device_type=torch.device(device).type, dtype=model_dtype,
-                           enabled=model_dtype != torch.float32)
+    model_dtype, mixed_precision = fp32_master_weights(params, device)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg["lr"])
     history = {"coefficients": coefficients, "tensors": sorted(params), "forget_loss": [], "retain_loss": []}
     model.train()
@@ -235,18 +258,8 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
         frozen_retain_acts = frozen_acts(retain_key)
         loss, forget_loss, retain_loss = rmu_loss(updated_forget_acts, forget_mask, steering_target,
                                                   updated_retain_acts, frozen_retain_acts, retain_mask, alpha)
-        for name, value in (("forget", forget_loss), ("retain", retain_loss)):
-            if not torch.isfinite(value):
-                raise PipelineError(f"unlearn: the {name} loss is {value.item()} at step {step}; "
-                                    "lower `unlearn.lr` or `unlearn.beta`")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history["forget_loss"].append(forget_loss.item())
-        history["retain_loss"].append(retain_loss.item())
+        descend(optimizer, loss, forget_loss, retain_loss, history, step, "lower `unlearn.lr` or `unlearn.beta`")
         if log_step:
             log_step(step, task, forget_loss.item(), retain_loss.item())
-    for param in params.values():
-        param.data = param.data.to(model_dtype)
-    model.eval().requires_grad_(False)
+    finish_training(model, params, model_dtype)
     return history

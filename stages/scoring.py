@@ -1,9 +1,8 @@
 """The official SemEval-2025 Task 4 scores as pure functions: task scores, their aggregate, MIA and the final score."""
+import functools
+import math
 import re
 import statistics
-
-from rouge_score import rouge_scorer
-from sklearn.metrics import roc_auc_score
 
 from .errors import PipelineError
 
@@ -11,7 +10,6 @@ SPLITS = ("forget", "retain")
 TASKS = ("Task1", "Task2", "Task3")
 KINDS = ("sc", "qa")
 
-_ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 _KIND_SUFFIX = re.compile(r"(sc|qa)\d+$")
 
 
@@ -33,8 +31,15 @@ def document_id(row_id: str) -> str:
     return row_id[:_suffix(row_id).start()]
 
 
+@functools.cache
+def _rouge_scorer():
+    # imported on first use: rouge-score pulls in nltk (seconds), which the stages that never score text skip
+    from rouge_score import rouge_scorer
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
 def rouge_l_recall(reference: str, prediction: str) -> float:
-    return _ROUGE.score(reference, prediction)["rougeL"].recall
+    return _rouge_scorer().score(reference, prediction)["rougeL"].recall
 
 
 def exact_match(reference: str, prediction: str) -> float:
@@ -72,11 +77,19 @@ def task_aggregate(scores: dict) -> float:
     return statistics.harmonic_mean(values)
 
 
+def attack_auc(member_scores, nonmember_scores) -> float:
+    """ROC AUC of a membership-inference attack whose score is higher for 'member'; members are the positives."""
+    from sklearn.metrics import roc_auc_score  # imported on first use: scikit-learn costs seconds to import
+    attack_scores = [*member_scores, *nonmember_scores]
+    if not all(math.isfinite(score) for score in attack_scores):
+        raise PipelineError("MIA: an attack score is nan or inf; the model's outputs are not finite on some document")
+    labels = [1] * len(member_scores) + [0] * len(nonmember_scores)
+    return float(roc_auc_score(labels, attack_scores))
+
+
 def mia_auc(member_losses, nonmember_losses) -> float:
     """Loss attack: lower loss means 'member', so the attack score is -loss and members are the positives."""
-    labels = [1] * len(member_losses) + [0] * len(nonmember_losses)
-    attack_scores = [-loss for loss in member_losses] + [-loss for loss in nonmember_losses]
-    return float(roc_auc_score(labels, attack_scores))
+    return attack_auc([-loss for loss in member_losses], [-loss for loss in nonmember_losses])
 
 
 def mia_score(auc: float) -> float:

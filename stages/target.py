@@ -21,7 +21,7 @@ from .errors import PipelineError, exit_on_error
 from .evaluate import evaluate_task
 from .mia import document_losses, mia_metrics
 from .mmlu import mmlu_accuracy
-from .modeling import MODEL_DIRS, load_pretrained, resolve_device, resolve_dtype
+from .modeling import TARGET_DIR, load_pretrained, resolve_device, resolve_dtype
 from .params import load_validated
 
 EOS = "<|endoftext|>"
@@ -185,7 +185,7 @@ def main():
         if unmet:
             raise PipelineError("the target model has not memorised its data (" + "; ".join(unmet)
                                 + "); raise `model.train.epochs` (or `model.finetune.epochs`) or the model size")
-    with io.atomic_output(MODEL_DIRS["target"]) as out:
+    with io.atomic_output(TARGET_DIR) as out:
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
         io.write_json(out / "training.json", {"source": params["model"]["source"], "dtype": str(dtype),

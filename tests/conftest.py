@@ -78,6 +78,7 @@ def stage(tmp_path, monkeypatch, capsys):
         workdir = workdir or tmp_path
         write_params(workdir, overrides)
         monkeypatch.chdir(workdir)
+        monkeypatch.setattr(sys, "argv", [module])  # as `python -m module`, not pytest's own arguments
         main = importlib.import_module(module).main
         capsys.readouterr()
         try:

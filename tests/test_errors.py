@@ -92,7 +92,20 @@ CASES = [
     ("target", None, {"model": {"finetune": {"epochs": 1}}}, None, "missing key `model.finetune.lr`"),
     ("target", None, {"model": {"scratch": {"hidden_size": 0}}}, None, "`model.scratch.hidden_size` must be >= 1"),
     ("target", None, {"model": {"require": {"sc_rouge": -0.1}}}, None, "`model.require.sc_rouge` must be >= 0"),
-    ("unlearn", None, {"unlearn": {"method": "npo"}}, None, "`unlearn.method` is 'npo'; choose one of adaptive_rmu"),
+    ("unlearn", None, {"unlearn": {"method": "dpo"}}, None,
+     "`unlearn.method` is 'dpo'; choose one of adaptive_rmu, rmu, gradient_ascent, gradient_difference, kl, npo"),
+    ("unlearn", None, {"sweep": [0, "8"]}, None, "`sweep` is [0, '8']; use a list of distinct first layers"),
+    ("unlearn", None, {"sweep": [4, 4]}, None, "`sweep` is [4, 4]; use a list of distinct first layers"),
+    ("unlearn", None, {"methods": ["npo", "ga"]}, None, "`methods` is ['npo', 'ga']; use a list of distinct methods"),
+    ("unlearn", ["--run", "sweep/2"], {"layers": [1, 2, 3]}, None,
+     "a `sweep` triple [2, 3, 4] does not fit the model, which has 4 decoder layers (valid indices 0..3)"),
+    ("unlearn", ["--run", "sweep/x"], {}, None, "run 'sweep/x' is not unlearned, sweep/<first layer> nor method/"),
+    ("unlearn", ["--run", "method/dpo"], {}, None, "run 'method/dpo' is not unlearned"),
+    ("unlearn", None, {"unlearn": {"baseline_params": "mlp"}}, None,
+     "`unlearn.baseline_params` is 'mlp'; choose one of layers, all"),
+    ("unlearn", None, {"unlearn": {"npo_beta": 0}}, None, "`unlearn.npo_beta` must be > 0, got 0"),
+    ("score", ["--model", "sweep/1"], {"layers": [1, 2, 3]}, None,
+     "models/sweep/1: no delta.json and delta.safetensors; run `dvc repro` to build it"),
     ("unlearn", None, {"unlearn": {"direction": "sphere"}}, None, "`unlearn.direction` is 'sphere'; choose one of"),
     ("unlearn", None, {"unlearn": {"beta": 0}}, None, "`unlearn.beta` must be > 0, got 0"),
     ("unlearn", None, {"unlearn": {"steps": 0}}, None, "`unlearn.steps` must be >= 1, got 0"),
@@ -131,6 +144,8 @@ def test_bad_input_is_refused_with_one_line(base, tmp_path, stage, module, argv,
 
 @pytest.mark.parametrize("module, overrides, expected", [
     ("unlearn", {"unlearn": {"beta": 1e300}, "layers": [0, 1, 2]}, r"unlearn: the forget loss is (nan|inf) at step 0"),
+    ("unlearn", {"unlearn": {"method": "gradient_difference", "baseline_lr": 1e30}, "layers": [0, 1, 2]},
+     r"unlearn: the (forget|retain) loss is (nan|-?inf) at step \d+; lower `unlearn.baseline_lr`"),
     ("target", {"model": {"train": {"lr": 1e30, "epochs": 2}, "scratch": {"num_hidden_layers": 2}}},
      r"target training: the LM loss is (nan|inf) at step \d+ \(epoch \d\)"),
 ])
@@ -147,7 +162,7 @@ def test_a_diverging_loss_stops_training_and_writes_no_checkpoint(base, tmp_path
 
 
 def test_there_are_at_least_25_distinct_bad_inputs():
-    assert len({(c[0], json.dumps(c[2], sort_keys=True), c[3]) for c in CASES}) == len(CASES) >= 25
+    assert len({(c[0], str(c[1]), json.dumps(c[2], sort_keys=True), c[3]) for c in CASES}) == len(CASES) >= 25
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -158,7 +173,7 @@ def test_malformed_params_file(tmp_path, monkeypatch, capsys, text, expected):
     (tmp_path / "params.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        unlearn.main()
+        unlearn.main([])
     assert_one_error_line((exit_.value.code, capsys.readouterr().err), expected)
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
 

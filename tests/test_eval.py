@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import assert_one_error_line
 
 from stages import evaluate, mia, mmlu
 from stages.evaluate import evaluate_task
@@ -134,22 +135,33 @@ def test_evaluate_task_records(tiny):
     assert records[1]["kind"] == "qa"
 
 
-def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
+def write_workdir(tiny, workdir, monkeypatch, rows_by_file: dict) -> Path:
+    """A work directory (the current one from now on) with params.yaml (cpu, 4 new tokens), models/target and
+    data/prepared/<file>.jsonl for each given file name and rows; returns data/prepared."""
     model, tokenizer = tiny
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
     params["device"] = "cpu"
     params["evaluate"]["max_new_tokens"] = 4
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(workdir)
     model.save_pretrained("models/target")
     tokenizer.save_pretrained("models/target")
     prepared = Path("data/prepared")
-    (prepared / "mia").mkdir(parents=True)
-    (prepared / "mmlu").mkdir()
+    prepared.mkdir(parents=True)
+    for name, rows in rows_by_file.items():
+        (prepared / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return prepared
+
+
+def train_files(rows: list[dict], suffix: str = "train") -> dict:
+    return {f"{split}_{suffix}": [r for r in rows if r["split"] == split] for split in ("forget", "retain")}
+
+
+def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
     rows = unlearning_rows()
-    for split in ("forget", "retain"):
-        lines = [json.dumps(r) for r in rows if r["split"] == split]
-        (prepared / f"{split}_train.jsonl").write_text("\n".join(lines) + "\n")
+    prepared = write_workdir(tiny, tmp_path, monkeypatch, train_files(rows))
+    (prepared / "mia").mkdir()
+    (prepared / "mmlu").mkdir()
     for name, docs in (("member", SENTENCES[:2]), ("nonmember", SENTENCES[2:])):
         lines = [json.dumps({"id": f"{name}{i}", "document": d}) for i, d in enumerate(docs)]
         (prepared / "mia" / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
@@ -162,10 +174,61 @@ def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
 
     out = Path("reports/eval/target")
     assert sorted(p.name for p in out.iterdir()) == ["mia", "mmlu", "task"]
+    assert sorted(p.name for p in (out / "task").iterdir()) == ["generations.jsonl", "pii.json", "scores.json"]
     scores = json.loads((out / "task" / "scores.json").read_text())
     assert set(scores) == {"split", "scores", "task_aggregate"} and scores["split"] == "train"
     assert len((out / "task" / "generations.jsonl").read_text().splitlines()) == len(rows)
-    assert json.loads((out / "mia" / "mia.json").read_text())["auc"] is not None
+    pii = json.loads((out / "task" / "pii.json").read_text())
+    assert set(pii) == {"split", "forget", "retain"}
+    assert set(pii["forget"]) == {"ssn", "phone", "email", "any", "extracted_documents"}
+    mia_result = json.loads((out / "mia" / "mia.json").read_text())
+    assert set(mia_result) == {"auc", "score", "member_mean_loss", "nonmember_mean_loss", "attacks", "strongest"}
+    assert mia_result["attacks"]["loss"] == {"auc": mia_result["auc"], "score": mia_result["score"]}
+    assert set(mia_result["attacks"]) == {"loss", "zlib", "min_k", "min_k_plus_plus"}
+    loss_rows = [json.loads(line) for line in (out / "mia" / "losses.jsonl").read_text().splitlines()]
+    assert set(loss_rows[0]) == {"id", "member", "loss", "zlib", "min_k", "min_k_plus_plus"}
     assert len((out / "mia" / "losses.jsonl").read_text().splitlines()) == len(SENTENCES)
     result = json.loads((out / "mmlu" / "mmlu.json").read_text())
     assert result["source"] == mmlu.BUILTIN and result["n"] == 1
+
+
+def validation_rows():
+    return [{**row, "id": "val" + row["id"]} for row in unlearning_rows()]
+
+
+@pytest.mark.parametrize("validation", ["present", "absent", "empty"])
+def test_validation_scores_appear_only_with_a_validation_split(tiny, tmp_path, monkeypatch, validation):
+    """`data.split: train` also scores data/prepared's validation split, when it has one with rows; a source
+    without one (the forget.jsonl + retain.jsonl layout) has no validation files."""
+    files = train_files(unlearning_rows())
+    if validation != "absent":
+        files.update(train_files(validation_rows() if validation == "present" else [], "validation"))
+    write_workdir(tiny, tmp_path, monkeypatch, files)
+    Path("data/prepared/info.json").write_text('{"source": "test"}\n')
+
+    evaluate.main(["--model", "target"])
+
+    out = Path("reports/eval/target/task")
+    scores = json.loads((out / "scores.json").read_text())
+    if validation == "present":
+        assert set(scores) == {"split", "scores", "task_aggregate", "validation"}
+        assert set(scores["validation"]) == {"scores", "task_aggregate"}
+        assert set(scores["validation"]["scores"]) == {"forget", "retain"}
+        records = [json.loads(line) for line in (out / "generations_validation.jsonl").read_text().splitlines()]
+        assert [r["id"] for r in records] == [r["id"] for r in validation_rows()]
+        # the same prompts as the train rows: greedy decoding gives the same generations and scores
+        assert scores["validation"] == {"scores": scores["scores"], "task_aggregate": scores["task_aggregate"]}
+    else:
+        assert set(scores) == {"split", "scores", "task_aggregate"}
+        assert not (out / "generations_validation.jsonl").exists()
+
+
+def test_a_half_validation_split_is_one_clear_error(tiny, tmp_path, monkeypatch, capsys):
+    files = train_files(unlearning_rows())
+    files["forget_validation"] = [r for r in validation_rows() if r["split"] == "forget"]
+    write_workdir(tiny, tmp_path, monkeypatch, files)
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main(["--model", "target"])
+    assert_one_error_line((exit_.value.code, capsys.readouterr().err), "data/prepared/retain_validation.jsonl: missing or empty "
+                          "while forget_validation.jsonl has rows")
+    assert not Path("reports").exists()

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "device": "cpu",
     "layers": [1, 2, 3],
+    "sweep": [],
+    "methods": [],
     "data": {"synthetic": {"train_docs": 2, "validation_docs": 1, "nonmember_docs": 2, "gk_countries": 12,
                            "gk_test_per_subject": 2}},
     "model": {"scratch": {"num_hidden_layers": 4, "hidden_size": 32, "intermediate_size": 64,
@@ -95,15 +97,20 @@ def make_repo(repo: Path, params: dict) -> Path:
     return repo
 
 
+# The module's repository: the headline run, one sweep triple and one other method, on a 6-layer model.
+RUNS = {"sweep": [0], "methods": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}}}
+HEADLINE_STAGES = {"prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned", "mia@target",
+                   "mia@unlearned", "mmlu@target", "mmlu@unlearned", "report"}
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("pipeline") / "repo", TINY)
+    return make_repo(tmp_path_factory.mktemp("pipeline") / "repo", merge(json.loads(json.dumps(TINY)), RUNS))
 
 
 def test_repro_runs_every_stage_and_writes_the_report(repo):
     ran = stages_ran((repo / "first_run.log").read_text())
-    assert ran == {"prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned", "mia@target",
-                   "mia@unlearned", "mmlu@target", "mmlu@unlearned", "report"}
+    assert ran == HEADLINE_STAGES | {"unlearn_sweep@0", "score_sweep@0", "unlearn_method@npo", "score_method@npo"}
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
     for key in ("before", "after"):
         summary = metrics[key]
@@ -119,10 +126,13 @@ def test_repro_runs_every_stage_and_writes_the_report(repo):
     assert not (repo.parent / "network_attempts.log").exists()
 
 
-def test_repro_forced_again_gives_byte_identical_metrics(repo):
+def test_forced_reruns_reproduce_every_output_byte_for_byte(repo):
     first = {name: (repo / name).read_bytes() for name in METRICS_FILES}
-    ran = stages_ran(run([sys.executable, "-m", "dvc", "repro", "-f"], repo).stdout)
-    assert len(ran) == 10
+    forced = ["prepare", "target", "unlearn", "unlearn_method@npo", "evaluate@unlearned", "mia@unlearned"]
+    ran = stages_ran(run([sys.executable, "-m", "dvc", "repro", "-f", "-s", *forced], repo).stdout)
+    assert ran == set(forced)
+    # every forced stage wrote what dvc.lock recorded, so nothing downstream is out of date
+    assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
     assert {name: (repo / name).read_bytes() for name in METRICS_FILES} == first
 
 
@@ -151,7 +161,9 @@ def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
     # ... after which the next `dvc repro` completes cleanly
     set_params(repo, {"unlearn": {"steps": 3}})
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
-    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "report"}
+    # every run unlearns again; NPO's loss has no alpha, so its delta comes out identical and is not rescored
+    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_sweep@0",
+                   "score_sweep@0", "unlearn_method@npo", "report"}
     assert json.loads((repo / "reports" / "metrics.json").read_text())["alpha"] == 7
     assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
 
@@ -159,7 +171,9 @@ def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
 def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
     set_params(repo, {"layers": [0, 1, 2]})
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
-    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "report"}
+    # the methods run on `layers`; the sweep's triples do not depend on it
+    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_method@npo",
+                   "score_method@npo", "report"}
     assert json.loads((repo / "reports" / "metrics.json").read_text())["layers"] == [0, 1, 2]
 
 
@@ -169,10 +183,65 @@ def test_layers_past_the_model_fail_before_any_work(repo):
     result = run([sys.executable, "-m", "stages.unlearn"], repo, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: params.yaml: `layers` [24, 25, 26] does not fit the model, which has 4 decoder layers "
-        "(valid indices 0..3)"]
+        "error: params.yaml: `layers` [24, 25, 26] does not fit the model, which has 6 decoder layers "
+        "(valid indices 0..5)"]
     assert (repo / "models" / "unlearned" / "delta.safetensors").stat().st_mtime_ns == before
     set_params(repo, {"layers": [0, 1, 2]})
+
+
+def git_commit(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message], repo)
+
+
+def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp_path):
+    """After the tests above: layers [0, 1, 2], alpha 7, sweep [0], methods [npo]."""
+    def repro(**override) -> set[str]:
+        set_params(repo, override)
+        return stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
+
+    def metrics() -> dict:
+        return json.loads((repo / "reports" / "metrics.json").read_text())
+
+    # adding a triple runs that triple and the report, nothing else
+    assert repro(sweep=[0, 3]) == {"unlearn_sweep@3", "score_sweep@3", "report"}
+    assert list(metrics()["sweep"]) == ["0", "3"]  # 0 is also the headline triple, [0, 1, 2]
+    assert "| 3-5 | " in (repo / "reports" / "report.md").read_text()
+    # removing a triple drops it from the report; the report reads the runs in params, not the folders on disk
+    assert repro(sweep=[0]) == {"report"}
+    assert list(metrics()["sweep"]) == ["0"] and "| 3-5 | " not in (repo / "reports" / "report.md").read_text()
+    assert list(metrics()["methods"]) == ["adaptive_rmu", "npo"]
+    # a triple run before comes back from DVC's run-cache, without running
+    for stale in ("models/sweep/3", "reports/eval/sweep/3", "reports/unlearn_runs/sweep/3"):
+        shutil.rmtree(repo / stale)
+    set_params(repo, {"sweep": [0, 3]})
+    output = run([sys.executable, "-m", "dvc", "repro"], repo).stdout
+    assert stages_ran(output) == {"report"}
+    assert "Stage 'unlearn_sweep@3' is cached - skipping run" in output
+    assert "Stage 'score_sweep@3' is cached - skipping run" in output
+    assert (repo / "models" / "sweep" / "3" / "delta.safetensors").is_file()
+
+    # a teammate: push to a shared remote, clone the git repository afresh, pull: nothing to rerun
+    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "shared", str(tmp_path / "remote")], repo)
+    run([sys.executable, "-m", "dvc", "push", "-q"], repo)
+    git_commit(repo, "results")
+    run(["git", "clone", "-q", str(repo), str(tmp_path / "clone")], tmp_path)
+    clone = tmp_path / "clone"
+    run([sys.executable, "-m", "dvc", "pull", "-q"], clone)
+    status = run([sys.executable, "-m", "dvc", "status"], clone)
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout
+    assert (clone / "models" / "sweep" / "3" / "delta.safetensors").read_bytes() == (
+        repo / "models" / "sweep" / "3" / "delta.safetensors").read_bytes()
+
+    # an experiment on another seed, compared with the commit by stages.compare through `dvc exp show --json`
+    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "unlearn.seed=1", "-S", "sweep=[]", "-S", "methods=[]"],
+        repo)
+    printed = run([sys.executable, "-m", "stages.compare", "--out", "compare"], repo).stdout
+    assert "2 of 2 experiments comparable" in printed, printed
+    seeds = json.loads((repo / "compare" / "compare.json").read_text())["alpha"][str(metrics()["alpha"])]
+    assert seeds["n"] == 2 and seeds["seeds"] == [0, 1]
+    assert seeds["final"]["min"] <= metrics()["after"]["final"] <= seeds["final"]["max"]
+    assert (repo / "compare" / "alpha.png").stat().st_size > 1000
 
 
 SEMEVAL, MMLU = SHARED_DATA / "semeval25-unlearning-data", SHARED_DATA / "mmlu"

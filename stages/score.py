@@ -1,0 +1,22 @@
+"""Stage: every evaluation of one model in one process (the task score, the MIA attacks and MMLU), for the layer
+sweep's and the other methods' models: one interpreter start and one model load instead of three.
+
+python -m stages.score --model {sweep/<first layer>|method/<method>|unlearned|target}
+
+The same functions as the `evaluate`, `mia` and `mmlu` stages, with the same outputs under reports/eval/<model>/.
+Every input is read and checked, and every number computed, before anything is written.
+"""
+from . import evaluate, mia, mmlu
+from .errors import exit_on_error
+from .modeling import evaluate_stage_model, parse_model_arg
+from .params import load_validated
+
+
+@exit_on_error
+def main(argv=None):
+    evaluate_stage_model(parse_model_arg(__doc__.splitlines()[0], argv), load_validated(),
+                         [(module.load_inputs, module.run, module.write) for module in (evaluate, mia, mmlu)])
+
+
+if __name__ == "__main__":
+    main()
