@@ -26,7 +26,7 @@ from .errors import PipelineError, exit_on_error  # noqa: E402
 METRICS_FILE, PARAMS_FILE = "reports/metrics.json", "params.yaml"
 PARTS = {"final": "final score", "task_aggregate": "task aggregate", "mia_score": "MIA score", "mmlu": "MMLU"}
 FREE = ("alpha", "unlearn.seed")
-IGNORED = ("sweep", "methods")  # which further runs an experiment makes does not change its headline `after`
+IGNORED = ("sweep", "methods", "baselines")  # which further runs an experiment makes does not change its headline `after`
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

@@ -23,7 +23,7 @@ DIRECTIONS = ("gaussian", "uniform")
 
 # Every key the pipeline reads (None: a leaf). Anything else in params.yaml is a typo or a leftover: warned about.
 KNOWN_KEYS = {
-    "device": None, "layers": None, "alpha": None, "sweep": None, "methods": None,
+    "device": None, "layers": None, "alpha": None, "sweep": None, "methods": None, "baselines": None,
     "data": {"source": None, "split": None, "limit": None, "seed": None,
              "synthetic": dict.fromkeys(["train_docs", "validation_docs", "nonmember_docs", "gk_countries",
                                          "gk_test_per_subject"])},
@@ -157,12 +157,18 @@ def sweep_layers(value) -> list[int]:
     return value
 
 
-def method_list(value) -> list[str]:
-    """`methods`: the unlearning methods run beside the headline one (stage names unlearn_method@<method>)."""
-    if (not isinstance(value, list) or not all(isinstance(v, str) and v in UNLEARN_METHODS for v in value)
+# The further methods on `layers`, by the params they depend on: the RMU variants (stages unlearn_method@<m>) use
+# alpha, the output-loss baselines (unlearn_baseline@<m>) do not.
+METHOD_LISTS = {"methods": RMU_METHODS, "baselines": BASELINE_METHODS}
+
+
+def method_list(params: dict, key: str) -> list[str]:
+    """`methods` or `baselines`: distinct methods of that kind, run beside the headline one."""
+    value, allowed = get(params, key), METHOD_LISTS[key]
+    if (not isinstance(value, list) or not all(isinstance(v, str) and v in allowed for v in value)
             or len(set(value)) != len(value)):
-        raise PipelineError(f"params.yaml: `methods` is {value!r}; use a list of distinct methods from "
-                            f"{', '.join(UNLEARN_METHODS)} (or [] for none)")
+        raise PipelineError(f"params.yaml: `{key}` is {value!r}; use a list of distinct methods from "
+                            f"{', '.join(allowed)} (or [] for none)")
     return value
 
 
@@ -201,7 +207,8 @@ def validate(params: dict) -> dict:
         raise PipelineError(f"params.yaml: `device` is {device!r}; use auto, cpu, cuda or cuda:N")
     layer_triple(get(params, "layers"))
     sweep_layers(get(params, "sweep"))
-    method_list(get(params, "methods"))
+    method_list(params, "methods")
+    method_list(params, "baselines")
     number(params, "alpha", minimum=0)
     source(params, "data.source", "synthetic", "../shared/data/semeval25-unlearning-data")
     choice(params, "data.split", DATA_SPLITS)

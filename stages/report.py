@@ -68,9 +68,10 @@ def sweep_runs(params: dict) -> dict[int, str]:
 
 
 def method_runs(params: dict) -> dict[str, str]:
-    """Method -> run: the headline method, then `methods` in params order."""
+    """Method -> run: the headline method, then `methods` and `baselines` in params order."""
     runs = {params["unlearn"]["method"]: "unlearned"}
-    runs.update({method: f"method/{method}" for method in params["methods"] if method not in runs})
+    runs.update({method: f"method/{method}" for method in params["methods"] + params["baselines"]
+                 if method not in runs})
     return runs
 
 

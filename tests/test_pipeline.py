@@ -20,6 +20,7 @@ TINY = {
     "layers": [1, 2, 3],
     "sweep": [],
     "methods": [],
+    "baselines": [],
     "data": {"synthetic": {"train_docs": 2, "validation_docs": 1, "nonmember_docs": 2, "gk_countries": 12,
                            "gk_test_per_subject": 2}},
     "model": {"scratch": {"num_hidden_layers": 4, "hidden_size": 32, "intermediate_size": 64,
@@ -97,8 +98,8 @@ def make_repo(repo: Path, params: dict) -> Path:
     return repo
 
 
-# The module's repository: the headline run, one sweep triple and one other method, on a 6-layer model.
-RUNS = {"sweep": [0], "methods": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}}}
+# The module's repository: the headline run, one sweep triple, one RMU variant and one baseline, on a 6-layer model.
+RUNS = {"sweep": [0], "methods": ["rmu"], "baselines": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}}}
 HEADLINE_STAGES = {"prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned", "mia@target",
                    "mia@unlearned", "mmlu@target", "mmlu@unlearned", "report"}
 
@@ -110,7 +111,8 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_the_report(repo):
     ran = stages_ran((repo / "first_run.log").read_text())
-    assert ran == HEADLINE_STAGES | {"unlearn_sweep@0", "score_sweep@0", "unlearn_method@npo", "score_method@npo"}
+    assert ran == HEADLINE_STAGES | {"unlearn_sweep@0", "score_sweep@0", "unlearn_method@rmu", "score_method@rmu",
+                                     "unlearn_baseline@npo", "score_baseline@npo"}
     metrics = json.loads((repo / "reports" / "metrics.json").read_text())
     for key in ("before", "after"):
         summary = metrics[key]
@@ -128,7 +130,7 @@ def test_repro_runs_every_stage_and_writes_the_report(repo):
 
 def test_forced_reruns_reproduce_every_output_byte_for_byte(repo):
     first = {name: (repo / name).read_bytes() for name in METRICS_FILES}
-    forced = ["prepare", "target", "unlearn", "unlearn_method@npo", "evaluate@unlearned", "mia@unlearned"]
+    forced = ["prepare", "target", "unlearn", "unlearn_baseline@npo", "evaluate@unlearned", "mia@unlearned"]
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro", "-f", "-s", *forced], repo).stdout)
     assert ran == set(forced)
     # every forced stage wrote what dvc.lock recorded, so nothing downstream is out of date
@@ -161,9 +163,9 @@ def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
     # ... after which the next `dvc repro` completes cleanly
     set_params(repo, {"unlearn": {"steps": 3}})
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
-    # every run unlearns again; NPO's loss has no alpha, so its delta comes out identical and is not rescored
+    # the RMU runs unlearn again; the baselines do not depend on alpha
     assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_sweep@0",
-                   "score_sweep@0", "unlearn_method@npo", "report"}
+                   "score_sweep@0", "unlearn_method@rmu", "score_method@rmu", "report"}
     assert json.loads((repo / "reports" / "metrics.json").read_text())["alpha"] == 7
     assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
 
@@ -172,8 +174,8 @@ def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
     set_params(repo, {"layers": [0, 1, 2]})
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     # the methods run on `layers`; the sweep's triples do not depend on it
-    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_method@npo",
-                   "score_method@npo", "report"}
+    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_method@rmu",
+                   "score_method@rmu", "unlearn_baseline@npo", "score_baseline@npo", "report"}
     assert json.loads((repo / "reports" / "metrics.json").read_text())["layers"] == [0, 1, 2]
 
 
@@ -195,7 +197,7 @@ def git_commit(repo: Path, message: str) -> None:
 
 
 def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp_path):
-    """After the tests above: layers [0, 1, 2], alpha 7, sweep [0], methods [npo]."""
+    """After the tests above: layers [0, 1, 2], alpha 7, sweep [0], methods [rmu], baselines [npo]."""
     def repro(**override) -> set[str]:
         set_params(repo, override)
         return stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
@@ -210,7 +212,7 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
     # removing a triple drops it from the report; the report reads the runs in params, not the folders on disk
     assert repro(sweep=[0]) == {"report"}
     assert list(metrics()["sweep"]) == ["0"] and "| 3-5 | " not in (repo / "reports" / "report.md").read_text()
-    assert list(metrics()["methods"]) == ["adaptive_rmu", "npo"]
+    assert list(metrics()["methods"]) == ["adaptive_rmu", "rmu", "npo"]
     # a triple run before comes back from DVC's run-cache, without running
     for stale in ("models/sweep/3", "reports/eval/sweep/3", "reports/unlearn_runs/sweep/3"):
         shutil.rmtree(repo / stale)
@@ -234,7 +236,8 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
         repo / "models" / "sweep" / "3" / "delta.safetensors").read_bytes()
 
     # an experiment on another seed, compared with the commit by stages.compare through `dvc exp show --json`
-    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "unlearn.seed=1", "-S", "sweep=[]", "-S", "methods=[]"],
+    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "unlearn.seed=1", "-S", "sweep=[]", "-S", "methods=[]",
+         "-S", "baselines=[]"],
         repo)
     printed = run([sys.executable, "-m", "stages.compare", "--out", "compare"], repo).stdout
     assert "2 of 2 experiments comparable" in printed, printed
