@@ -1,4 +1,5 @@
 import importlib
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,12 @@ def pytest_configure(config):
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def default_sigint() -> None:
+    """preexec_fn for a process a test interrupts with SIGINT: a shell's background jobs (`pytest &`) inherit SIGINT
+    ignored, and so would every child; a terminal's Ctrl-C reaches a process whose SIGINT is the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def merge(base: dict, override: dict) -> dict:

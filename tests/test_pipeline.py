@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED_DATA, merge
+from conftest import SHARED_DATA, default_sigint, merge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +143,7 @@ def interrupt_repro_during_unlearning(repo: Path, sig: signal.Signals) -> None:
     log = repo.parent / f"interrupted_{sig.name}.log"
     with log.open("w") as out:
         repro = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=repo, stdout=out, stderr=out,
-                                 start_new_session=True)
+                                 start_new_session=True, preexec_fn=default_sigint)
         deadline = time.monotonic() + 120
         while "unlearn (RMU)" not in log.read_text() and time.monotonic() < deadline and repro.poll() is None:
             time.sleep(0.1)

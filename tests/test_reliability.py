@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, default_sigint
 
 from stages.io import atomic_output
 from stages.rmu import control_vectors, run_rmu
@@ -31,7 +31,8 @@ def test_a_writer_killed_mid_write_leaves_the_previous_output_or_none(tmp_path, 
     if previous:
         out.mkdir(parents=True)
         (out / "model.safetensors").write_bytes(b"old")
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                              preexec_fn=default_sigint)
     assert writer.stdout.readline() == "writing\n"
     writer.send_signal(sig)
     writer.wait(timeout=30)
