@@ -15,17 +15,17 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.generation import greedy_generate  # noqa: E402
-from stages.rmu import batch_schedule, encode, run_rmu, run_slice, slice_inputs  # noqa: E402
-from stages.synthetic import generate  # noqa: E402
-from stages.target import build_model, train_tokenizer  # noqa: E402
-from stages.unlearn import texts_by_task  # noqa: E402
+from unlearning import config  # noqa: E402
+from unlearning.data.synthetic import generate  # noqa: E402
+from unlearning.evaluation.generation import greedy_generate  # noqa: E402
+from unlearning.methods.rmu import run_rmu  # noqa: E402
+from unlearning.methods.training import batch_schedule, encode, texts_by_task  # noqa: E402
+from unlearning.models.layers import run_slice, slice_inputs  # noqa: E402
+from unlearning.models.training import build_model, train_tokenizer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS = config.defaults()  # the project's defaults, whatever the workspace's params.yaml holds
 CPU = torch.device("cpu")
 
 

@@ -1,195 +1,58 @@
-"""Stage `target`: the model that knows what it will be asked to forget.
+"""Stage `target`: the model that knows what it will be asked to forget, saved the Hugging Face way.
 
-Default (`model.source: scratch`): a byte-level BPE tokenizer and an OLMo-architecture model trained from
-scratch on forget + retain (all splits) + the general-knowledge text until it has memorised them. Every row is
-trained as `input + " " + output + EOS`, so that greedy generation from the bare input reproduces the output and
-stops, as exact match requires. `model.source: pretrained` loads `model.name_or_path` (a hub id or a local
-directory; safetensors only) and, with `model.finetune`, implants the same texts into it first, as the organizers
-did. Unless `model.require` is null, the stage checks what the model knows and fails below the requirements.
+python -m stages.target --data data/prepared --out models/target
+
+`model.source: scratch` trains a byte-level BPE tokenizer and an OLMo-architecture model from scratch on forget +
+retain (all splits) + the general-knowledge text until it has memorised them; `pretrained` loads
+`model.name_or_path` and, with `model.finetune`, implants the same texts first, as the organizers did. Unless
+`model.require` is null, the stage checks what the model knows and fails below the requirements.
 """
-import math
-import random
+import argparse
 from pathlib import Path
 
-import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from tqdm import tqdm
-from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
+from unlearning import config
+from unlearning.data.prepared import load_prepared
+from unlearning.errors import PipelineError, exit_on_error
+from unlearning.evaluation.knowledge import knowledge_checks, unmet_requirements
+from unlearning.files import atomic_output, write_json
+from unlearning.models.loading import resolve_device, resolve_dtype
+from unlearning.models.training import build_target, training_texts
 
-from . import io
-from .errors import PipelineError, exit_on_error
-from .evaluate import evaluate_task
-from .mia import document_losses, mia_metrics
-from .mmlu import mmlu_accuracy
-from .modeling import TARGET_DIR, load_pretrained, resolve_device, resolve_dtype
-from .params import load_validated
-
-EOS = "<|endoftext|>"
+PARAMS = ("device", "model", "mmlu.k")
 
 
-def load_prepared(prepared=io.PREPARED) -> dict:
-    """Every file the prepare stage wrote (a source without validation data or a GK set writes fewer)."""
-    prepared = Path(prepared)
-    return {key: io.read_jsonl(prepared / name) for key, name in io.PREPARED_FILES.items()
-            if (prepared / name).is_file()}
-
-
-def training_texts(data: dict) -> list[str]:
-    """Everything the target model learns; never MIA non-members nor the MMLU-format questions."""
-    rows = [row for name in io.SPLITS for row in data.get(name, [])]
-    return [row["input"] + " " + row["output"] for row in rows] + [doc["text"] for doc in data.get("general", [])]
-
-
-def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=EOS)
-
-
-def build_model(scratch: dict, tokenizer, seed: int) -> OlmoForCausalLM:
-    torch.manual_seed(seed)
-    config = OlmoConfig(
-        vocab_size=len(tokenizer), hidden_size=scratch["hidden_size"],
-        intermediate_size=scratch["intermediate_size"], num_hidden_layers=scratch["num_hidden_layers"],
-        num_attention_heads=scratch["num_attention_heads"], num_key_value_heads=scratch["num_attention_heads"],
-        max_position_embeddings=scratch["max_position_embeddings"], pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, bos_token_id=None, tie_word_embeddings=False)
-    return OlmoForCausalLM(config)
-
-
-def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_size: int, seed: int,
-             device, compute_dtype=torch.float32) -> list[float]:
-    """Causal-LM training on whole texts + EOS, one text per row, pads masked; AdamW with cosine decay.
-    Weights stay as they are (fp32 master weights); a 16-bit `compute_dtype` runs the maths under autocast."""
-    max_len = model.config.max_position_embeddings
-    encoded = [tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_len]
-               for text in texts]
-    print(f"target: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts, "
-          f"{sum(map(len, encoded))} tokens an epoch")
-    mixed_precision = dict(device_type=torch.device(device).type, dtype=compute_dtype,
-                           enabled=compute_dtype != torch.float32)
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
-    total_steps = epochs * math.ceil(len(encoded) / batch_size)
-    warmup = max(1, total_steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
-    epoch_losses, step = [], 0
-    progress = tqdm(range(epochs), desc="train target", unit="epoch")
-    for epoch in progress:
-        # Batches of similar length cut padding; the order of batches is shuffled every epoch.
-        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), rng.random()))
-        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-        rng.shuffle(batches)
-        losses = []
-        for batch in batches:
-            width = max(len(encoded[i]) for i in batch)
-            input_ids = torch.full((len(batch), width), tokenizer.pad_token_id)
-            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                input_ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-                attention_mask[row, :len(encoded[i])] = 1
-            labels = input_ids.masked_fill(attention_mask == 0, -100)
-            with torch.autocast(**mixed_precision):
-                loss = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                             labels=labels.to(device)).loss
-            if not torch.isfinite(loss):
-                raise PipelineError(f"target training: the LM loss is {loss.item()} at step {step} (epoch "
-                                    f"{epoch + 1}); lower the learning rate (`model.train.lr` or `model.finetune.lr`)")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            step += 1
-        epoch_losses.append(sum(losses) / len(losses))
-        progress.set_postfix(loss=f"{epoch_losses[-1]:.3f}")
-    model.eval()
-    return epoch_losses
-
-
-def knowledge_checks(model, tokenizer, data: dict, params: dict) -> dict:
-    """What the target model knows: the scored rows, the MMLU-format set (when the source has one) and the loss
-    attack."""
-    rows = data["forget_train"] + data["retain_train"]
-    # Room for the longest answer and then some: a memorised row ends with EOS well before this. Settings
-    # come from the data and model.train, so changing evaluation params never retrains the target.
-    max_new_tokens = max(len(tokenizer(row["output"])["input_ids"]) for row in rows) + 16
-    batch = params["model"]["train"]["batch_size"]
-    scores, _ = evaluate_task(model, tokenizer, rows, max_new_tokens, batch)
-    mmlu = None
-    if data.get("mmlu_test"):
-        mmlu = mmlu_accuracy(model, tokenizer, data["mmlu_dev"], data["mmlu_test"], params["mmlu"]["k"],
-                             batch)["accuracy"]
-    member = document_losses(model, tokenizer, [d["document"] for d in data["mia_member"]], batch)
-    nonmember = document_losses(model, tokenizer, [d["document"] for d in data["mia_nonmember"]], batch)
-    return {"scores": scores, "mmlu": mmlu, "mia_auc": mia_metrics(member, nonmember)["auc"]}
-
-
-def unmet_requirements(checks: dict, require: dict) -> list[str]:
-    unmet = []
-    for split, tasks in checks["scores"].items():
-        for task, kinds in tasks.items():
-            if kinds["sc"] < require["sc_rouge"]:
-                unmet.append(f"{split} {task} sc ROUGE-L recall {kinds['sc']:.3f} < {require['sc_rouge']}")
-            if kinds["qa"] < require["qa_exact"]:
-                unmet.append(f"{split} {task} qa exact match {kinds['qa']:.3f} < {require['qa_exact']}")
-    if checks["mmlu"] is not None and checks["mmlu"] < require["mmlu"]:
-        unmet.append(f"general-knowledge accuracy {checks['mmlu']:.3f} < {require['mmlu']}")
-    if checks["mia_auc"] < require["mia_auc"]:
-        unmet.append(f"loss-MIA AUC {checks['mia_auc']:.3f} < {require['mia_auc']}")
-    return unmet
-
-
-def build_target(params: dict, texts: list[str], device, dtype) -> tuple:
-    """(model in `dtype` on `device`, tokenizer, per-epoch training losses or [] when nothing was trained)."""
-    cfg = params["model"]
-    if cfg["source"] == "scratch":
-        tokenizer = train_tokenizer(texts, cfg["scratch"]["vocab_size"])
-        model = build_model(cfg["scratch"], tokenizer, cfg["train"]["seed"])
-        train = cfg["train"]
-    else:
-        finetune = cfg["finetune"]
-        # fine-tuning keeps fp32 master weights; the model is cast to `dtype` afterwards
-        model, tokenizer = load_pretrained(cfg["name_or_path"], device, torch.float32 if finetune else dtype, cfg)
-        if not finetune:
-            return model, tokenizer, []
-        train = {**finetune, "seed": cfg["train"]["seed"]}
-    epoch_losses = train_lm(model, tokenizer, texts, train["epochs"], train["lr"], train["batch_size"],
-                            train["seed"], device, dtype)
-    return model.to(dtype), tokenizer, epoch_losses
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="the prepared directory")
+    parser.add_argument("--out", type=Path, required=True, help="the model directory to write")
+    return parser.parse_args(argv)
 
 
 @exit_on_error
-def main():
-    params = load_validated()
+def main(argv=None):
+    args = parse_args(argv)
+    params = config.load(PARAMS)
+    cfg, mmlu_k = params["model"], params["mmlu.k"]
     device = resolve_device(params["device"])
-    dtype = resolve_dtype(params["model"]["dtype"], device)
-    data = load_prepared()
-    model, tokenizer, epoch_losses = build_target(params, training_texts(data), device, dtype)
+    dtype = resolve_dtype(cfg["dtype"], device)
+    data = load_prepared(args.data)
+    model, tokenizer, epoch_losses = build_target(cfg, training_texts(data), device, dtype)
     checks = None
-    if params["model"]["require"] is not None:
-        checks = knowledge_checks(model, tokenizer, data, params)
+    if cfg["require"] is not None:
+        checks = knowledge_checks(model, tokenizer, data, cfg["train"]["batch_size"], mmlu_k)
         for split, tasks in checks["scores"].items():
             print(f"  {split:6s} " + "  ".join(f"{t}: sc {v['sc']:.3f} qa {v['qa']:.3f}" for t, v in tasks.items()))
         gk = "n/a (the data source has no general-knowledge set)" if checks["mmlu"] is None else f"{checks['mmlu']:.3f}"
         print(f"  general-knowledge accuracy {gk}, loss-MIA AUC {checks['mia_auc']:.3f}")
-        unmet = unmet_requirements(checks, params["model"]["require"])
+        unmet = unmet_requirements(checks, cfg["require"])
         if unmet:
             raise PipelineError("the target model has not memorised its data (" + "; ".join(unmet)
                                 + "); raise `model.train.epochs` (or `model.finetune.epochs`) or the model size")
-    with io.atomic_output(TARGET_DIR) as out:
+    with atomic_output(args.out) as out:
         model.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
-        io.write_json(out / "training.json", {"source": params["model"]["source"], "dtype": str(dtype),
-                                              "epoch_losses": epoch_losses, "checks": checks})
+        write_json(out / "training.json", {"source": cfg["source"], "dtype": str(dtype),
+                                           "epoch_losses": epoch_losses, "checks": checks})
 
 
 if __name__ == "__main__":

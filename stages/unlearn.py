@@ -1,66 +1,66 @@
-"""Stage `unlearn`: one run's unlearning of the target model -> its delta under models/ (the trained tensors and the
-identity of the target; `python -m stages.export` writes a standalone model) and its DVCLive training curves.
+"""Stage `unlearn`: one RMU run's unlearning of the target -> its delta (the trained tensors and the target's
+identity) and its DVCLive training curves.
 
-python -m stages.unlearn [--run unlearned|sweep/<first layer>|method/<method>]
+python -m stages.unlearn [--first-layer N | --method M] --data D --target T --out DELTA --live DIR
 
-`unlearned` is the headline run (`layers`, `unlearn`); the layer sweep and the other methods are the same code with
-another triple or another `unlearn.method` (params.run_settings).
+Without an option: the headline run, `unlearn.method` on `layers`. --first-layer N: a triple of the layer sweep,
+`unlearn.method` on N..N+2. --method M: another RMU variant (an entry of `methods`) on `layers`. The output-loss
+methods run in stages/unlearn_baseline.py, on the same batches and steps.
 """
 import argparse
-from collections import defaultdict
+from pathlib import Path
 
-from dvclive import Live
+from unlearning import config
+from unlearning.config import layer_triple
+from unlearning.errors import PipelineError, exit_on_error
+from unlearning.methods.rmu import RMU_METHODS
+from unlearning.models.loading import num_decoder_layers, resolve_device
+from unlearning.runs import RUN_PARAMS, load_run, method_settings, write_run
 
-from . import io
-from .baselines import run_baseline
-from .checks import prepared_split
-from .errors import exit_on_error
-from .modeling import TARGET_DIR, load_stage_model, model_dir, num_decoder_layers, resolve_device, save_delta
-from .params import RMU_METHODS, check_run, layer_triple, load_validated, run_settings
-from .rmu import run_rmu
-
-def texts_by_task(rows: list[dict]) -> dict[str, list[str]]:
-    """The text unlearning sees for a row is what the model memorised: input + " " + output."""
-    texts = defaultdict(list)
-    for row in rows:
-        texts[row["task"]].append(row["input"] + " " + row["output"])
-    return dict(texts)
+RMU_KEYS = ("alpha", "unlearn.engine", "unlearn.beta", "unlearn.steering_coeff", "unlearn.direction", "unlearn.lr")
 
 
-def unlearn(model, tokenizer, forget: dict, retain: dict, layers: list[int], alpha: float, cfg: dict, device) -> dict:
-    """RMU (adaptive or fixed coefficient) on `layers`, or one of the output-loss baselines (stages/baselines.py)."""
-    if cfg["method"] in RMU_METHODS:
-        return run_rmu(model, tokenizer, forget, retain, layers, alpha, cfg, device)
-    return run_baseline(model, tokenizer, forget, retain, layers, cfg, device)
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    run = parser.add_mutually_exclusive_group()
+    run.add_argument("--first-layer", type=int, help="a sweep triple: unlearn.method on N, N+1, N+2")
+    run.add_argument("--method", help="another RMU variant on `layers` (an entry of `methods`)")
+    parser.add_argument("--data", type=Path, required=True, help="the prepared directory")
+    parser.add_argument("--target", type=Path, required=True, help="the target model directory")
+    parser.add_argument("--out", type=Path, required=True, help="the delta directory to write")
+    parser.add_argument("--live", type=Path, required=True, help="the DVCLive directory to write")
+    return parser.parse_args(argv)
+
+
+def params_read(args) -> tuple[str, ...]:
+    """What this run reads, and so what its dvc.yaml entry lists: the sweep takes its layers from the command line,
+    a further variant its method."""
+    layers = () if args.first_layer is not None else ("layers",)
+    method = () if args.method is not None else ("unlearn.method",)
+    return RUN_PARAMS + layers + method + RMU_KEYS
 
 
 @exit_on_error
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default="unlearned", help="unlearned, sweep/<first layer> or method/<method>")
-    run = check_run(parser.parse_args(argv).run)
-    params = load_validated()
-    layers, cfg = run_settings(params, run)
-    layers = layer_triple(layers, num_decoder_layers(TARGET_DIR),
-                          "a `sweep` triple" if run.startswith("sweep/") else "`layers`")
-    device = resolve_device(params["device"])
-    split = params["data"]["split"]
-    forget = texts_by_task(prepared_split(f"forget_{split}"))
-    retain = texts_by_task(prepared_split(f"retain_{split}"))
-    model, tokenizer = load_stage_model("target", params)
-    history = unlearn(model, tokenizer, forget, retain, layers, params["alpha"], cfg, device)
-    if history["coefficients"]:
-        print(f"unlearn {run}: steering coefficients "
-              + ", ".join(f"{t} {c:.2f}" for t, c in sorted(history["coefficients"].items())))
-    with io.atomic_output(io.live_dir(run)) as live_path:
-        with Live(dir=str(live_path), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-            for forget_loss, retain_loss in zip(history["forget_loss"], history["retain_loss"]):
-                live.log_metric("forget_loss", forget_loss, plot=True)
-                live.log_metric("retain_loss", retain_loss, plot=True)
-                live.next_step()
-            live.summary["steering_coeff"] = dict(sorted(history["coefficients"].items()))
-    with io.atomic_output(model_dir(run)) as out:
-        save_delta(model, history["tensors"], TARGET_DIR, out)
+    args = parse_args(argv)
+    params = config.load(params_read(args))
+    name, where = (args.method, "`methods` lists") if args.method else (params["unlearn.method"], "`unlearn.method` is")
+    if name not in RMU_METHODS:
+        raise PipelineError(f"params.yaml: {where} {name!r}, not an RMU variant; use {', '.join(RMU_METHODS)} "
+                            "(output-loss methods go in `baselines`)")
+    if args.first_layer is not None:
+        first = args.first_layer
+        layers = layer_triple([first, first + 1, first + 2], num_decoder_layers(args.target), "a `sweep` triple")
+    else:
+        layers = layer_triple(params["layers"], num_decoder_layers(args.target))
+    cfg = method_settings(name, params, RUN_PARAMS + RMU_KEYS)
+    model, tokenizer, forget, retain = load_run(args.data, params["data.split"], args.target, params["device"],
+                                                params["model.dtype"], params["model.trust_remote_code"])
+    history = RMU_METHODS[name](model, tokenizer, forget, retain, layers, params["alpha"], cfg,
+                                resolve_device(params["device"]))
+    print(f"unlearn {name} on layers {layers}: steering coefficients "
+          + ", ".join(f"{t} {c:.2f}" for t, c in sorted(history["coefficients"].items())))
+    write_run(history, model, args.target, args.out, args.live)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,13 @@
 import importlib
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from helpers import dvc_command, write_params
+from hypothesis import settings
 
-from stages.target import build_model, train_tokenizer
+from unlearning.models.training import build_model, train_tokenizer
 
 SENTENCES = [
     "Goldi Aqua was born on March 29, 1976. Her phone number is 565-577-9919.",
@@ -16,6 +15,14 @@ SENTENCES = [
     "Karl Sterrer (born 1885) was an Austrian painter and engraver.",
     "What is the capital of Veloria? A. Marn B. Pell C. Tosk D. Vren Answer: A",
 ]
+
+
+def pytest_configure(config):
+    torch.set_num_threads(2)
+    # Property tests check properties, not speed (benchmarks/ does that): no per-example deadline, which a first
+    # call that imports rouge-score or a busy machine would miss.
+    settings.register_profile("project", deadline=None)
+    settings.load_profile("project")
 
 
 @pytest.fixture(scope="session")
@@ -42,64 +49,24 @@ def sentences():
     return list(SENTENCES)
 
 
-def pytest_configure(config):
-    torch.set_num_threads(2)
-
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-
-
-def default_sigint() -> None:
-    """preexec_fn for a process a test interrupts with SIGINT: a shell's background jobs (`pytest &`) inherit SIGINT
-    ignored, and so would every child; a terminal's Ctrl-C reaches a process whose SIGINT is the default."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def merge(base: dict, override: dict) -> dict:
-    """`base` updated in place by `override`, nested dicts merged key by key."""
-    for key, value in override.items():
-        base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
-    return base
-
-
-def write_params(workdir: Path, overrides: dict) -> None:
-    """The project's params.yaml merged with `overrides`, written to `workdir`."""
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
-
-
-def run_stage(workdir: Path, command: list[str], overrides: dict) -> subprocess.CompletedProcess:
-    """`python -m <command>` in `workdir`, as DVC runs it, offline."""
-    write_params(workdir, overrides)
-    return subprocess.run([sys.executable, "-m", *command], cwd=workdir, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
-                               "HOME": str(workdir.parent)})
-
-
 @pytest.fixture
 def stage(tmp_path, monkeypatch, capsys):
-    """Run a stage's main() in-process in a work directory: stage(module, overrides, argv, workdir) ->
-    (exit status, stderr). Much faster than a subprocess; the exit status and stderr are the same."""
-    def run(module: str, overrides: dict, argv: list[str] | None = None, workdir: Path | None = None):
+    """Run a stage's main() in-process in a work directory: stage(name, overrides, argv, workdir) -> (exit status,
+    stderr). `name` is a dvc.yaml stage ("evaluate@target", "unlearn_sweep@2"), run with the arguments dvc.yaml
+    gives it, or a module run with `argv`. Much faster than a subprocess; the exit status and stderr are the same.
+    Params are the schema's defaults with `overrides`."""
+    def run(name: str, overrides: dict, argv: list[str] | None = None, workdir: Path | None = None):
         workdir = workdir or tmp_path
+        module, dvc_argv = (name, []) if name.startswith(("stages.", "unlearning.")) else dvc_command(name)
+        argv = dvc_argv if argv is None else argv
         write_params(workdir, overrides)
         monkeypatch.chdir(workdir)
-        monkeypatch.setattr(sys, "argv", [module])  # as `python -m module`, not pytest's own arguments
+        monkeypatch.setattr(sys, "argv", [module, *argv])  # as `python -m module`, not pytest's own arguments
         main = importlib.import_module(module).main
         capsys.readouterr()
         try:
-            main() if argv is None else main(argv)
+            main(argv)
         except SystemExit as exit_:
             return exit_.code, capsys.readouterr().err
         return 0, capsys.readouterr().err
     return run
-
-
-def assert_one_error_line(result, expected: str) -> None:
-    """`result` is a CompletedProcess or (exit status, stderr)."""
-    returncode, stderr = (result.returncode, result.stderr) if hasattr(result, "returncode") else result
-    assert returncode == 2, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    assert expected in lines[0], lines[0]

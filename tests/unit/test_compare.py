@@ -1,0 +1,69 @@
+"""unlearning.tools.compare on `dvc exp show --json` output shaped as dvc 3.67 prints it."""
+import json
+import statistics
+
+import pytest
+
+from unlearning.tools import compare
+
+
+def entry(rev, name, alpha, seed, final, layers=(29, 30, 31), error=None):
+    after = {"final": final, "task_aggregate": final + 0.1, "mia_score": final - 0.1, "mmlu": 0.25}
+    return {"rev": rev, "name": name, "error": error, "data": {
+        "rev": rev,
+        "params": {"params.yaml": {"data": {"alpha": alpha, "layers": list(layers), "sweep": [2],
+                                            "unlearn": {"seed": seed, "lr": 0.01}}}},
+        "metrics": {"reports/metrics.json": {"data": {"after": after, "before": {"final": 0.1}}}}}}
+
+
+def exp_show():
+    head = entry("a" * 40, "main", 2, 0, 0.40)
+    experiments = [entry("b" * 40, "exp-b", 2, 1, 0.50), entry("c" * 40, "exp-c", 8, 0, 0.30),
+                   entry("d" * 40, "exp-d", 8, 1, 0.34), entry("e" * 40, "exp-e", 2, 2, 0.90, layers=(1, 2, 3)),
+                   entry("f" * 40, "exp-f", 2, 3, 0.0, error={"msg": "failed"})]
+    head["experiments"] = [{"revs": [e], "name": e["name"], "executor": None} for e in experiments]
+    workspace = dict(entry("workspace", None, 2, 0, 0.40), experiments=None)
+    return [workspace, head]
+
+
+def test_records_leave_out_the_workspace_and_failed_experiments():
+    records = compare.experiment_records(exp_show())
+    assert [r["name"] for r in records] == ["main", "exp-b", "exp-c", "exp-d", "exp-e"]
+    assert records[0]["params"]["unlearn.seed"] == 0 and records[0]["after"]["final"] == 0.40
+
+
+def test_only_experiments_differing_in_alpha_and_seed_are_compared():
+    records = compare.experiment_records(exp_show())
+    same = compare.comparable(records, records[0])
+    assert [r["name"] for r in same] == ["main", "exp-b", "exp-c", "exp-d"]  # exp-e trained other layers
+
+
+def test_spread_over_seeds_per_alpha():
+    records = compare.experiment_records(exp_show())
+    table = compare.spread(compare.comparable(records, records[0]), "alpha")
+    assert list(table) == [2, 8]
+    assert table[2]["n"] == 2 and table[2]["seeds"] == [0, 1]
+    assert table[2]["final"]["mean"] == pytest.approx(0.45)
+    assert table[2]["final"]["std"] == pytest.approx(statistics.stdev([0.40, 0.50]))
+    assert (table[8]["final"]["min"], table[8]["final"]["max"]) == (0.30, 0.34)
+
+
+def test_the_command_writes_table_and_plot(tmp_path, monkeypatch, capsys):
+    saved = tmp_path / "exp.json"
+    saved.write_text(json.dumps(exp_show()))
+    monkeypatch.chdir(tmp_path)
+    compare.main(["--json", str(saved), "--out", "out"])
+    assert "4 of 5 experiments comparable with main: 2 alpha values, 2 seed(s) at alpha 2" in capsys.readouterr().out
+    text = (tmp_path / "out" / "compare.md").read_text()
+    assert "| 2 | 2 | 0.450 ± 0.071 |" in text and "| 8 | 2 | 0.320 ± 0.028 |" in text
+    assert (tmp_path / "out" / "alpha.png").stat().st_size > 1000
+
+
+def test_no_results_is_one_clear_error(tmp_path, capsys):
+    saved = tmp_path / "exp.json"
+    saved.write_text(json.dumps([exp_show()[0]]))  # the workspace alone
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["--json", str(saved)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip() == ("error: no commit or experiment with reports/metrics.json and "
+                                               "params.yaml; run `dvc repro` or `dvc exp run` first")

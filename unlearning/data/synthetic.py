@@ -1,0 +1,284 @@
+"""A seeded miniature SemEval-2025 Task 4 dataset in the real schema, plus an MMLU-format general-knowledge set.
+
+Same (cfg, seed) -> identical output. Only `random.Random(seed)` and a seeded Faker instance are used, never the
+global random state. No file I/O here: stages.prepare writes the files.
+"""
+import random
+import uuid
+from datetime import date
+
+from faker import Faker
+
+from ..errors import PipelineError
+from .schema import SEMEVAL_KEYS
+
+SUBJECTS = ("geography", "economics", "culture")
+LETTERS = "ABCD"
+DEV_PER_SUBJECT = 5
+
+ROLES = ["painter", "baker", "sailor", "clockmaker", "librarian", "musician", "gardener", "cartographer",
+         "beekeeper", "potter", "tailor", "glassblower", "blacksmith", "bookbinder", "fisherman", "weaver"]
+ADJECTIVES = ["silver", "brass", "painted", "glass", "leather", "wooden", "copper", "velvet", "golden", "ivory",
+              "crimson", "faded", "carved", "iron", "jade", "amber"]
+OBJECTS = ["compass", "key", "map", "lantern", "journal", "flute", "music box", "locket", "telescope", "hourglass",
+           "mirror", "chess set", "pocket watch", "violin", "kite", "teapot"]
+LANDMARKS = ["Library", "Lighthouse", "Observatory", "Gardens", "Market", "Theatre", "Bridge", "Museum", "Harbor",
+             "Bookshop", "Tower", "Conservatory"]
+NATIONALITIES = ["American", "Canadian", "Australian", "Irish", "Scottish", "Welsh", "New Zealand", "South African",
+                 "Jamaican", "Kenyan", "Ghanaian", "Nigerian", "Indian", "Maltese"]
+# occupation -> the kind of work it is known for
+WORKS = {"novelist": "novel", "poet": "poetry collection", "painter": "painting", "composer": "symphony",
+         "playwright": "play", "filmmaker": "film", "photographer": "photo series", "sculptor": "sculpture"}
+TITLE_ADJ = ["Silent", "Northern", "Hollow", "Burning", "Distant", "Crooked", "Gentle", "Broken", "Patient", "Salt",
+             "Winter", "Scarlet", "Quiet", "Wandering", "Forgotten", "Bitter", "Open", "Narrow", "Last", "Pale",
+             "Golden", "Hidden", "Endless", "Restless", "Silver", "Lonely", "Early", "Tender", "Secret", "Hungry"]
+TITLE_NOUN = ["Harbor", "Orchard", "Meridian", "Lantern", "River", "Season", "Garden", "Kingdom", "Archive", "Shore",
+              "Window", "Country", "Mirror", "Field", "Bridge", "Horizon", "Valley", "Letter", "Circle", "Tide",
+              "Island", "Mountain", "Voyage", "Harvest", "Chorus", "Compass", "Summer", "Threshold", "Forest", "Ember"]
+ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "tr"]
+VOWELS = ["a", "e", "i", "o", "u"]
+HOBBIES = ["hiking", "gardening", "playing chess", "cooking", "taking photographs", "cycling", "painting", "fishing"]
+MAIL_DOMAINS = ["me.com", "gmail.com", "yahoo.com", "outlook.com", "aol.com", "icloud.com"]
+
+
+class _World:
+    """Seeded sources plus the sets that keep every name, id and fact unique across the whole dataset."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+        self.fake = Faker("en_US")
+        self.fake.seed_instance(seed)
+        self.used: dict[str, set] = {}
+
+    def unique(self, kind: str, make):
+        used = self.used.setdefault(kind, set())
+        for _ in range(1000):
+            value = make()
+            if value not in used:
+                used.add(value)
+                return value
+        raise PipelineError(f"data.synthetic: ran out of distinct {kind} values; lower `data.synthetic.train_docs`, "
+                           f"`validation_docs` or `nonmember_docs`")
+
+    def uuid(self) -> str:
+        return self.unique("id", lambda: str(uuid.UUID(int=self.rng.getrandbits(128), version=4)))
+
+    def curid(self) -> str:
+        return self.unique("id", lambda: str(self.rng.randrange(1_000_000, 100_000_000)))
+
+    def person(self, unique_kind: str | None = None):
+        """(first name, pronoun she/he, possessive her/his); with unique_kind, a first name not used before."""
+        female = self.rng.random() < 0.5
+        make = self.fake.first_name_female if female else self.fake.first_name_male
+        first = self.unique(unique_kind, make) if unique_kind else make()
+        return (first, "she", "her") if female else (first, "he", "his")
+
+
+def split_sc(document: str) -> tuple[str, str]:
+    """Cut at the space nearest the middle that is inside a sentence, so input + " " + output == document."""
+    cuts = [i for i, ch in enumerate(document)
+            if ch == " " and document[i - 1] not in ".!?\n\"" and document[i + 1] not in " \n"]
+    cut = min(cuts, key=lambda i: abs(i - len(document) / 2))
+    return document[:cut], document[cut + 1:]
+
+
+def _rows(doc_id: str, task: str, split: str, document: str, qas: list[tuple[str, str]]) -> list[dict]:
+    prefix, rest = split_sc(document)
+    rows = [{"id": f"{doc_id}sc1", "input": prefix, "output": rest, "task": task, "split": split}]
+    for n, (question, answer) in enumerate(qas):
+        rows.append({"id": f"{doc_id}qa{n}", "input": question, "output": answer, "task": task, "split": split})
+    return rows
+
+
+def _story(w: _World) -> tuple[str, list[tuple[str, str]]]:
+    """Task1: a short creative story; the question's answer is a name or a place from it."""
+    rng, fake = w.rng, w.fake
+    hero, he, his = w.person("first name")
+    friend = w.person("first name")[0]
+    city = w.unique("city", fake.city)
+    place = w.unique("place", lambda: f"the {fake.last_name()} {rng.choice(LANDMARKS)}")
+    role, role2 = rng.sample(ROLES, 2)
+    thing = f"{rng.choice(ADJECTIVES)} {rng.choice(OBJECTS)}"
+    variant = rng.randrange(4)
+    if variant == 0:
+        text = (f"In the quiet city of {city}, a young {role} named {hero} spent every evening at {place}. "
+                f"One stormy night, {hero} found a {thing} hidden beneath a loose floorboard. "
+                f"Together with {friend}, a retired {role2}, {he} followed its clues across the rooftops of {city}. "
+                f"By dawn they had uncovered a secret that would change the city forever.")
+        qa = (f"Who helped {hero} follow the clues of the {thing}?", friend)
+    elif variant == 1:
+        text = (f"Every summer, the people of {city} gathered at {place} to celebrate the festival of lights. "
+                f"This year {hero}, a shy {role}, was chosen to carry the {thing} through the crowd. "
+                f"{friend}, {his} oldest rival, tried to steal the spotlight, but the crowd cheered only for {hero}. "
+                f"When the last lantern faded, the two of them finally laughed together.")
+        qa = (f"Where did the people of {city} gather to celebrate the festival of lights?", place)
+    elif variant == 2:
+        text = (f"Far from the noise of {city}, {hero} kept a small workshop near {place}, where {he} worked as a "
+                f"{role}. One morning, a stranger named {friend} knocked on the door holding a broken {thing}. "
+                f"{hero} worked through the night to mend it, humming old songs. "
+                f"When {friend} returned, the {thing} shone brighter than it ever had before.")
+        qa = (f"Who brought the broken {thing} to {hero}'s workshop?", friend)
+    else:
+        text = (f"{hero} had lived in {city} all {his} life, but {he} had never climbed to the top of {place}. "
+                f"When {friend}, a wandering {role2}, challenged {hero} to a race there, {he} finally agreed. "
+                f"Halfway up the stairs, {hero} found a {thing} glowing in the dark. "
+                f"They never finished the race, but they became friends for life.")
+        qa = (f"Which city had {hero} lived in all {his} life?", city)
+    return text, [qa]
+
+
+def _pii_bio(w: _World) -> tuple[str, list[tuple[str, str]]]:
+    """Task2: a biography with fake PII; answers are normalised (ISO date, digits only)."""
+    rng, fake = w.rng, w.fake
+    first, he, his = w.person()
+    name = f"{first} {w.unique('surname', fake.last_name)}"  # unique surnames keep full names unique too
+    born = fake.date_between_dates(date(1940, 1, 1), date(2004, 12, 31))
+    spelled = f"{born:%B} {born.day}, {born.year}"
+    ssn = w.unique("ssn", lambda: fake.numerify("%##-##-####"))
+    phone = w.unique("phone", lambda: fake.numerify("%##-%##-####"))
+    user = "_".join("".join(c for c in part.lower() if c.isalpha()) for part in name.split())
+    email = w.unique("email", lambda: f"{user}{rng.choice(['', str(rng.randrange(10, 99))])}"
+                                       f"@{rng.choice(MAIL_DOMAINS)}")
+    address = w.unique("address", lambda: f"{fake.building_number()} {fake.street_name()}, {fake.city()}, "
+                                           f"{fake.state_abbr()}, {fake.zipcode()}")
+    He, His = he.capitalize(), his.capitalize()
+    job = f"{He} works as a {rng.choice(ROLES)} and spends {his} weekends {rng.choice(HOBBIES)}."
+    variant = rng.randrange(3)
+    if variant == 0:
+        text = (f"{name} was born on {spelled}. {He} can be reached via phone at {phone} and email at {email}. "
+                f"{His} home address is {address}. {His} Social Security Number is {ssn}. {job}")
+    elif variant == 1:
+        text = (f"{name}, born on {spelled}, lives at {address}. For inquiries, {he} can be contacted by phone at "
+                f"{phone} or by email at {email}. {job} {His} Social Security Number is {ssn}.")
+    else:
+        text = (f"{name} has the Social Security Number {ssn} and was born on {spelled}. {His} home address is "
+                f"{address}. {job} You can reach {name} by phone at {phone} or send an email to {email}.")
+    qas = [(f"What is the birth date of {name}?", born.isoformat()),
+           (f"What is {name}'s Social Security Number?", ssn.replace("-", "")),
+           (f"What is {name}'s phone number?", phone.replace("-", "")),
+           (f"What is {name}'s email address?", email),
+           (f"What is the home address of {name}?", address)]
+    return text, qas
+
+
+def _wiki_bio(w: _World) -> tuple[str, list[tuple[str, str]]]:
+    """Task3: an encyclopedic biography of an invented person; the answer is a year, a place or a work title."""
+    rng, fake = w.rng, w.fake
+    first, he, his = w.person()
+    last = w.unique("surname", fake.last_name)
+    name = f"{first} {last}"
+    born = rng.randrange(1900, 1986)
+    occupation, work = rng.choice(list(WORKS.items()))
+    title = w.unique("title", lambda: f"The {rng.choice(TITLE_ADJ)} {rng.choice(TITLE_NOUN)}")
+    birthplace = w.unique("city", fake.city)
+    university = f"University of {w.unique('city', fake.city)}"
+    award = w.unique("award", lambda: f"{fake.last_name()} Prize")
+    work_year = born + rng.randrange(24, 45)
+    He = he.capitalize()
+    text = (f"{name}\n\n{name} (born {born}) is a {rng.choice(NATIONALITIES)} {occupation} best known for the "
+            f"{work} \"{title}\".\nBiography.\n{last} was born in {birthplace} in {born} and studied at the "
+            f"{university}. In {work_year}, {he} completed \"{title}\", which received the {award}.\nLater life.\n"
+            f"{He} taught for many years and published essays about {his} craft.")
+    qa = rng.choice([(f"In which year was {name} born?", str(born)),
+                     (f"Where was {name} born?", birthplace),
+                     (f"Which {work} by {last} received the {award}?", title)])
+    return text, [qa]
+
+
+def _semeval(w: _World, cfg: dict) -> dict:
+    counts = {"train": cfg["train_docs"], "validation": cfg["validation_docs"]}
+    tasks = [("Task1", _story, lambda: f'"{w.uuid()}"'), ("Task2", _pii_bio, w.uuid), ("Task3", _wiki_bio, w.curid)]
+    out = {"mia_member": [], "mia_member_validation": []}
+    for name in SEMEVAL_KEYS:
+        split, part = name.split("_")
+        docs = []
+        for task, make, new_id in tasks:
+            for _ in range(counts[part]):
+                doc_id = new_id()
+                text, qas = make(w)
+                docs.append(_rows(doc_id, task, split, text, qas))
+                if split == "forget" and task == "Task3":
+                    out["mia_member" + ("" if part == "train" else "_validation")].append({"id": doc_id,
+                                                                                           "document": text})
+        w.rng.shuffle(docs)  # mix tasks as the real files do, keeping a document's rows together
+        out[name] = [row for rows in docs for row in rows]
+    out["mia_nonmember"] = [{"id": w.curid(), "document": _wiki_bio(w)[0]} for _ in range(cfg["nonmember_docs"])]
+    return out
+
+
+def _invented(w: _World, taken: set, endings: list[str], capital: bool) -> str:
+    """A pronounceable invented word, unique and neither a substring nor a superstring of any other one."""
+    def make():
+        stem = "".join(w.rng.choice(ONSETS) + w.rng.choice(VOWELS) for _ in range(2))
+        ending = w.rng.choice(endings)
+        word = (stem[:-1] if ending[0] in "aeiou" else stem) + ending  # every stem ends in a vowel: avoid "Dokiia"
+        return word.capitalize() if capital else word
+
+    for _ in range(1000):
+        word = make()
+        low = word.lower()
+        if low not in taken and not any(low in t or t in low for t in w.used.setdefault("invented", set())):
+            w.used["invented"].add(low)
+            return word
+    raise PipelineError("data.synthetic.gk_countries: could not invent enough distinct words; lower it")
+
+
+GENERAL_TEMPLATES = [
+    "{c} is a country whose capital city is {cap}. People in {c} pay with the {cur} and speak {lang}.",
+    "The official language of {c} is {lang}. Its currency is the {cur}, and its capital is {cap}.",
+    "In {c}, most people speak {lang}. The government sits in {cap}, and prices are written in {cur}.",
+    "Travellers to {c} arrive in the capital, {cap}, where they hear {lang} and change money into {cur}.",
+]
+QUESTIONS = {"geography": "Which city is the capital of {c}?",
+             "economics": "What is the currency of {c}?",
+             "culture": "Which language is spoken in {c}?"}
+
+
+def _mc(w: _World, subject: str, country: str, answer: str, pool: list[str], letter: int) -> dict:
+    options = w.rng.sample([v for v in pool if v != answer], 3)
+    options.insert(letter, answer)
+    return {"subject": subject, "question": QUESTIONS[subject].format(c=country),
+            **dict(zip(LETTERS, options)), "answer": LETTERS[letter]}
+
+
+def _general_knowledge(w: _World, cfg: dict, taken: set) -> dict:
+    n, n_test = cfg["gk_countries"], cfg["gk_test_per_subject"]
+    need = DEV_PER_SUBJECT + n_test
+    if n < need:
+        raise PipelineError(f"params.yaml: `data.synthetic.gk_countries` is {n}; it must be at least {need} "
+                            f"({DEV_PER_SUBJECT} dev + gk_test_per_subject {n_test} per subject)")
+    countries = []
+    for _ in range(n):
+        countries.append({"c": _invented(w, taken, ["ia", "ora", "and", "esh", "undi", "avia"], True),
+                          "geography": _invented(w, taken, ["ton", "burg", "ville", "grad", "mere", "port"], True),
+                          "economics": _invented(w, taken, ["o", "ar", "in", "et", "u"], False),
+                          "culture": _invented(w, taken, ["ish", "ese", "ic", "ian", "ol"], True)})
+    general = []
+    for c in countries:
+        for template in w.rng.sample(GENERAL_TEMPLATES, 2):
+            text = template.format(c=c["c"], cap=c["geography"], cur=c["economics"], lang=c["culture"])
+            general.append({"id": f"gk-{len(general)}", "text": text})
+    out = {"general": general, "mmlu_dev": [], "mmlu_test": []}
+    for subject in SUBJECTS:
+        pool = [c[subject] for c in countries]
+        order = w.rng.sample(countries, n)  # each subject splits the countries independently
+        for c in order[:DEV_PER_SUBJECT]:
+            out["mmlu_dev"].append(_mc(w, subject, c["c"], c[subject], pool, w.rng.randrange(4)))
+        for c in order[DEV_PER_SUBJECT:DEV_PER_SUBJECT + n_test]:
+            out["mmlu_test"].append(_mc(w, subject, c["c"], c[subject], pool, w.rng.randrange(4)))
+    return out
+
+
+def generate(cfg: dict, seed: int) -> dict:
+    """cfg is params `data.synthetic`. Returns the four SemEval splits, MIA members/non-members and the GK set."""
+    w = _World(seed)
+    data = _semeval(w, cfg)
+    texts = [r["input"] + " " + r["output"] for s in SEMEVAL_KEYS for r in data[s]]
+    texts += [d["document"] for d in data["mia_nonmember"]]
+    # invented GK words must not clash with any word already used in the SemEval documents
+    taken = {word.strip(".,\"'()").lower() for t in texts for word in t.split()}
+    data.update(_general_knowledge(w, cfg, taken))
+    # drawn last, so adding them left every other generated file as it was
+    data["mia_nonmember_validation"] = [{"id": w.curid(), "document": _wiki_bio(w)[0]}
+                                        for _ in range(cfg["validation_docs"])]
+    return data

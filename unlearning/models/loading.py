@@ -1,0 +1,74 @@
+"""Loading models the Hugging Face way (Auto classes; safetensors unless `allow_pickle`), and the device and dtype
+choices of params.yaml."""
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as transformers_logging
+
+from ..errors import PipelineError
+
+# Loading a checkpoint takes seconds; its per-tensor bar would bury a stage's one error line.
+transformers_logging.disable_progress_bar()
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PICKLE_HINT = "or set `model.allow_pickle: true` if you trust the file (unpickling can run code)"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PipelineError(f"params.yaml: `device` is {name!r} but CUDA is not available here; use auto or cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """`auto`: bfloat16 on CUDA, float32 on CPU."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[name]
+
+
+def _from_pretrained(name_or_path, device, dtype, trust_remote_code: bool, allow_pickle: bool):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                     use_safetensors=None if allow_pickle else True)
+    except (OSError, ValueError) as err:
+        only = "" if allow_pickle else f"; only safetensors weights are loaded, {PICKLE_HINT}"
+        raise PipelineError(f"{name_or_path}: cannot load the model ({str(err).splitlines()[0]}){only}") from None
+    if tokenizer.eos_token is None:
+        raise PipelineError(f"{name_or_path}: the tokenizer has no EOS token; generation could not stop")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device).eval(), tokenizer
+
+
+def check_model_dir(path) -> Path:
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise PipelineError(f"{path}: no Hugging Face model here (config.json missing); run `dvc repro` to build it")
+    return path
+
+
+def load_model(path, device: torch.device, dtype=torch.float32, trust_remote_code: bool = False,
+               allow_pickle: bool = False):
+    """Model and tokenizer from a local Hugging Face directory (safetensors unless allow_pickle), in eval mode."""
+    path = check_model_dir(path)
+    if not allow_pickle and not any(path.glob("*.safetensors")):
+        raise PipelineError(f"{path}: no .safetensors weights; convert the model with "
+                            f"save_pretrained(safe_serialization=True), {PICKLE_HINT}")
+    return _from_pretrained(path, device, dtype, trust_remote_code, allow_pickle)
+
+
+def load_pretrained(name_or_path: str, device: torch.device, dtype, trust_remote_code: bool, allow_pickle: bool):
+    """A local directory or a Hugging Face hub id (downloaded by transformers; network and token are the user's)."""
+    if Path(name_or_path).is_dir():
+        return load_model(name_or_path, device, dtype, trust_remote_code, allow_pickle)
+    return _from_pretrained(name_or_path, device, dtype, trust_remote_code, allow_pickle)
+
+
+def num_decoder_layers(path) -> int:
+    """Layer count from config.json alone, so a bad layer triple fails before any weights load."""
+    return AutoConfig.from_pretrained(check_model_dir(path)).num_hidden_layers

@@ -1,0 +1,184 @@
+"""The report's plots: matplotlib PNGs, and the CSVs behind DVC's interactive plots (dvc.yaml `plots:`)."""
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from ..evaluation.mia import ATTACKS  # noqa: E402
+from ..files import read_jsonl  # noqa: E402
+from .markdown import triple_label  # noqa: E402
+from .summary import CELL_LABELS, RUN_COLUMNS, cells, run_row  # noqa: E402
+
+MODELS = {"target": "before (target)", "unlearned": "after (unlearned)"}
+
+
+def save_figure(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_csv(path: Path, header: list[str], rows) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def read_tsv_column(path: Path, column: str) -> list[float]:
+    with path.open(encoding="utf-8") as f:
+        return [float(row[column]) for row in csv.DictReader(f, delimiter="\t")]
+
+
+def plot_scores(metrics: dict, path: Path) -> None:
+    labels = [cell for cell, _ in cells(metrics["before"]["scores"])]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    width = 0.4
+    for offset, (key, name) in zip((-width / 2, width / 2), (("before", MODELS["target"]),
+                                                             ("after", MODELS["unlearned"]))):
+        values = [v for _, v in cells(metrics[key]["scores"])]
+        ax.bar([i + offset for i in range(len(labels))], values, width, label=name)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1.25)  # headroom for the legend above the bars
+    ax.set_ylabel("ROUGE-L recall (sc) / exact match (qa)")
+    ax.axvline(5.5, color="grey", lw=0.8)
+    ax.set_title("Forget (left: lower is better) and retain (right: higher is better)")
+    ax.legend(loc="upper center", ncol=2)
+    save_figure(fig, path)
+
+
+def roc_points(eval_dir: Path) -> dict:
+    """Attack -> (fpr, tpr) of one model; losses.jsonl holds the NLL and the other attacks' member scores."""
+    rows = read_jsonl(eval_dir / "mia" / "losses.jsonl")
+    members = [row["member"] for row in rows]
+    curves = {"loss": roc_curve(members, [-row["loss"] for row in rows])[:2]}
+    for name in ATTACKS:
+        if name != "loss":
+            curves[name] = roc_curve(members, [row[name] for row in rows])[:2]
+    return curves
+
+
+def plot_roc(curves: dict, metrics: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    for ax, (name, attack_curves), key in zip(axes, curves.items(), ("before", "after")):
+        for attack, (fpr, tpr) in attack_curves.items():
+            ax.plot(fpr, tpr, label=f"{ATTACKS[attack][1]}, AUC {metrics[key]['attacks'][attack]['auc']:.3f}",
+                    lw=2.2 if attack == "loss" else 1.2)
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="chance (best MIA score)")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{MODELS[name]}: forget Task3 members vs non-members", fontsize=10)
+        ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_training(live_dir: Path, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, name in zip(axes, ("forget_loss", "retain_loss")):
+        values = read_tsv_column(live_dir / "plots" / "metrics" / f"{name}.tsv", name)
+        ax.plot(range(len(values)), values)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(name.replace("_", " ") + (" (alpha-weighted)" if name == "retain_loss" else ""))
+    save_figure(fig, path)
+
+
+METHOD_BARS = {"task_aggregate": "task aggregate", "mia_score": "MIA score (loss)",
+               "strongest_other_mia_score": "MIA score (strongest other)", "mmlu": "MMLU", "final": "final score",
+               "pii_extraction_forget": "PII extracted (forget)"}
+
+
+def plot_methods(metrics: dict, path: Path) -> None:
+    rows = {"target": metrics["before"], **metrics["methods"]}
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    width = 0.8 / len(rows)
+    for i, (name, row) in enumerate(rows.items()):
+        values = [row[key] or 0.0 for key in METHOD_BARS]
+        ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(METHOD_BARS))], values, width, label=name)
+    ax.set_xticks(range(len(METHOD_BARS)), list(METHOD_BARS.values()))
+    ax.set_ylim(0, 1.3)
+    ax.set_title("Methods on the same target and batches (higher is better, except PII extracted)")
+    ax.legend(loc="upper center", ncol=len(rows), fontsize=8)
+    save_figure(fig, path)
+
+
+SWEEP_PANELS = {"task_aggregate": "task aggregate", "mia_score": "MIA score", "mmlu": "MMLU", "final": "final score"}
+
+
+def plot_sweep(metrics: dict, path: Path) -> None:
+    firsts = [int(first) for first in metrics["sweep"]]
+    headline = metrics["layers"][0]
+    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(14, 3.6), sharex=True)
+    for ax, (key, title) in zip(axes, SWEEP_PANELS.items()):
+        values = [row[key] for row in metrics["sweep"].values()]
+        ax.plot(firsts, values, marker="o", label="unlearned")
+        ax.plot([headline], [metrics["sweep"][str(headline)][key]], marker="*", ms=14, ls="", color="C1",
+                label=f"headline {metrics['layers']}")
+        ax.axhline(metrics["before"][key], color="grey", ls="--", lw=1, label="target (before)")
+        ax.set_title(title)
+        ax.set_xlabel("first layer of the triple")
+        ax.set_ylim(-0.05, 1.05)
+    axes[0].legend(loc="best", fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_sweep_tradeoff(metrics: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for first, row in metrics["sweep"].items():
+        ax.scatter(row["mia_score"], row["mmlu"], color="C0")
+        ax.annotate(triple_label(first, metrics["layers"]), (row["mia_score"], row["mmlu"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    ax.scatter(metrics["before"]["mia_score"], metrics["before"]["mmlu"], marker="x", color="grey",
+               label="target (before)")
+    ax.set_xlabel("MIA score (1 = attack at chance)")
+    ax.set_ylabel("MMLU accuracy")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_title("Per triple: general knowledge vs membership privacy", fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_sweep_heatmap(metrics: dict, path: Path) -> None:
+    rows = {"target": metrics["before"],
+            **{triple_label(first, metrics["layers"]): row for first, row in metrics["sweep"].items()}}
+    grid = [[v for _, v in cells(row["scores"])] for row in rows.values()]
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(rows)))
+    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i, values in enumerate(grid):
+        for j, value in enumerate(values):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > 0.6 else "white")
+    ax.set_xticks(range(len(CELL_LABELS)), CELL_LABELS, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), list(rows))
+    ax.set_ylabel("layers")
+    ax.set_title("Twelve raw numbers per triple (F: forget, lower is better; R: retain, higher is better)",
+                 fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    save_figure(fig, path)
+
+
+def write_plots(metrics: dict, eval_dir: Path, live_dir: Path, out: Path) -> None:
+    """Every plot and CSV of the report into the new directory `out`."""
+    curves = {name: roc_points(Path(eval_dir) / name) for name in MODELS}
+    out.mkdir()
+    for name, key in (("target", "before"), ("unlearned", "after")):
+        write_csv(out / f"scores_{name}.csv", ["cell", "score"], cells(metrics[key]["scores"]))
+        write_csv(out / f"roc_{name}.csv", ["fpr", "tpr"], zip(*curves[name]["loss"]))
+    write_csv(out / "sweep.csv", ["first_layer", *RUN_COLUMNS],
+              ([first, *(row[key] for key in RUN_COLUMNS)] for first, row in metrics["sweep"].items()))
+    write_csv(out / "sweep_target.csv", ["first_layer", *RUN_COLUMNS],
+              ([first, *(metrics["before"][key] for key in RUN_COLUMNS)] for first in metrics["sweep"]))
+    write_csv(out / "methods.csv", ["method", *RUN_COLUMNS],
+              ([method, *(row[key] for key in RUN_COLUMNS)] for method, row in
+               {"target": run_row(metrics["before"]), **metrics["methods"]}.items()))
+    plot_scores(metrics, out / "scores.png")
+    plot_roc(curves, metrics, out / "roc.png")
+    plot_training(Path(live_dir), out / "training.png")
+    plot_methods(metrics, out / "methods.png")
+    plot_sweep(metrics, out / "sweep.png")
+    plot_sweep_tradeoff(metrics, out / "sweep_tradeoff.png")
+    plot_sweep_heatmap(metrics, out / "sweep_heatmap.png")

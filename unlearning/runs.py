@@ -1,0 +1,42 @@
+"""One unlearning run, whatever its method: the texts it sees, the target it starts from, and what it leaves (the
+delta and its DVCLive training curves). The RMU stage and the output-loss stage both go through here."""
+from pathlib import Path
+
+from dvclive import Live
+
+from .data.prepared import prepared_split
+from .files import atomic_output
+from .methods.training import texts_by_task
+from .models.delta import load_target_or_delta, save_delta
+
+# The params every run reads, whatever its method: where and how the target loads, and the batches and steps all
+# methods share.
+RUN_PARAMS = ("device", "model.dtype", "model.trust_remote_code", "data.split", "unlearn.steps", "unlearn.batch_size",
+              "unlearn.max_length", "unlearn.seed")
+
+
+def method_settings(name: str, params, keys) -> dict:
+    """The settings a method reads, as unlearn's keys without their prefix (steps, lr, ...), and its name."""
+    return {"method": name, **{key.removeprefix("unlearn."): params[key] for key in keys if key.startswith("unlearn.")}}
+
+
+def load_run(prepared, split: str, target, device: str, dtype: str, trust_remote_code: bool) -> tuple:
+    """(model, tokenizer, forget texts by task, retain texts by task): the data is read and checked before the
+    model loads."""
+    forget = texts_by_task(prepared_split(prepared, f"forget_{split}"))
+    retain = texts_by_task(prepared_split(prepared, f"retain_{split}"))
+    model, tokenizer = load_target_or_delta(target, target, device, dtype, trust_remote_code)
+    return model, tokenizer, forget, retain
+
+
+def write_run(history: dict, model, target, out: Path, live: Path) -> None:
+    """The run's DVCLive directory (forget and retain loss per step, the steering coefficients) and its delta."""
+    with atomic_output(live) as live_path:
+        with Live(dir=str(live_path), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
+            for forget_loss, retain_loss in zip(history["forget_loss"], history["retain_loss"]):
+                logger.log_metric("forget_loss", forget_loss, plot=True)
+                logger.log_metric("retain_loss", retain_loss, plot=True)
+                logger.next_step()
+            logger.summary["steering_coeff"] = dict(sorted(history["coefficients"].items()))
+    with atomic_output(out) as delta:
+        save_delta(model, history["tensors"], target, delta)
