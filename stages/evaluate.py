@@ -12,13 +12,9 @@ PARAMS = ("device", "model.dtype", "model.trust_remote_code", "data.split", "eva
           "evaluate.batch_size")
 
 
-def parse_args(argv=None):
-    return evaluation_args(argv, __doc__)
-
-
 @exit_on_error
 def main(argv=None):
-    args = parse_args(argv)
+    args = evaluation_args(argv, __doc__)
     params = config.load(PARAMS)
     inputs = task.load_inputs(args.data, params["data.split"])
     model, tokenizer = load_scored_model(args, params)

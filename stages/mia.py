@@ -11,13 +11,9 @@ from unlearning.evaluation import mia
 PARAMS = ("device", "model.dtype", "model.trust_remote_code", "data.split", "mia.batch_size", "mia.min_k")
 
 
-def parse_args(argv=None):
-    return evaluation_args(argv, __doc__)
-
-
 @exit_on_error
 def main(argv=None):
-    args = parse_args(argv)
+    args = evaluation_args(argv, __doc__)
     params = config.load(PARAMS)
     inputs = mia.load_inputs(args.data, params["data.split"])
     model, tokenizer = load_scored_model(args, params)

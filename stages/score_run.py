@@ -19,13 +19,9 @@ from . import mmlu as mmlu_stage
 PARAMS = tuple(dict.fromkeys(evaluate.PARAMS + mia_stage.PARAMS + mmlu_stage.PARAMS))
 
 
-def parse_args(argv=None):
-    return evaluation_args(argv, __doc__)
-
-
 @exit_on_error
 def main(argv=None):
-    args = parse_args(argv)
+    args = evaluation_args(argv, __doc__)
     params = config.load(PARAMS)
     split = params["data.split"]
     inputs = {"task": task.load_inputs(args.data, split, validation=False),

@@ -324,17 +324,17 @@ SCHEMA = {
 }
 
 
-def _walk(schema: dict = SCHEMA, prefix: str = ""):
+def walk(schema: dict = SCHEMA, prefix: str = ""):
     """(dotted key, Param or Section) of every declared key, depth first, in params.yaml order."""
     for name, node in schema.items():
         yield prefix + name, node
         if isinstance(node, Section):
-            yield from _walk(node.keys, f"{prefix}{name}.")
+            yield from walk(node.keys, f"{prefix}{name}.")
 
 
 def declared(key: str):
     """The Param or Section of a dotted key, or None."""
-    return dict(_walk()).get(key)
+    return dict(walk()).get(key)
 
 
 def defaults(schema: dict = SCHEMA) -> dict:

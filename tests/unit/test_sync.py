@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 import yaml
-from helpers import ROOT, params_with
+from helpers import ROOT, assert_one_error_line, params_with
 
 from unlearning import config
 from unlearning.errors import PipelineError
@@ -167,3 +167,11 @@ def test_a_stage_reading_a_key_it_did_not_declare_is_stopped(tmp_path):
     with pytest.raises(PipelineError, match="`unlearn.bta` is not a params.yaml key"):
         config.load(("unlearn.bta",), tmp_path / "params.yaml")
     assert config.load(("model.scratch",), tmp_path / "params.yaml")["model.scratch"]["hidden_size"] == 64
+
+
+def test_a_stage_command_that_runs_no_stage_module_is_one_clear_error(project, capsys):
+    edit_stage(project, "prepare", lambda body: body.update(cmd="python prepare.py"))
+    with pytest.raises(SystemExit) as exit_:
+        sync.main(["--check"], project)
+    assert_one_error_line((exit_.value.code, capsys.readouterr().err),
+                          "dvc.yaml: command 'python prepare.py' is not `python -m stages.<name> ...`")

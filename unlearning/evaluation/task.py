@@ -31,7 +31,8 @@ def load_inputs(prepared, split: str, validation: bool = True) -> dict:
     """The rows to score, read and checked before any model loads; the validation split's too when `split` is train,
     `validation` is set and the prepared data has one."""
     rows = prepared_split(prepared, f"forget_{split}") + prepared_split(prepared, f"retain_{split}")
-    return {"split": split, "rows": rows, "validation": validation_rows(prepared) if split == "train" and validation else []}
+    with_validation = split == "train" and validation
+    return {"split": split, "rows": rows, "validation": validation_rows(prepared) if with_validation else []}
 
 
 def run(model, tokenizer, inputs: dict, max_new_tokens: int, batch_size: int) -> dict:

@@ -25,6 +25,7 @@ from ruamel.yaml import YAML
 
 from .. import config
 from ..config import SCHEMA, Section
+from ..errors import PipelineError, exit_on_error
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("stages", "unlearning")  # the project's own code; everything else is a library
@@ -120,7 +121,8 @@ def stage_module(cmd: str) -> tuple[str, list[str]]:
     """`python -m stages.x --a b` -> ("stages.x", ["--a", "b"])."""
     words = shlex.split(cmd)
     if len(words) < 3 or words[1] != "-m" or not words[2].startswith("stages."):
-        raise ValueError(f"command {cmd!r} is not `python -m stages.<name> ...`")
+        raise PipelineError(f"dvc.yaml: command {cmd!r} is not `python -m stages.<name> ...`; every stage runs an "
+                            "entry module of stages/")
     return words[2], words[3:]
 
 
@@ -300,7 +302,7 @@ def render_reference(root: Path = ROOT) -> str:
              "A stage reruns when a key it reads changes (a section's key covers every key inside it). Every stage",
              "checks the whole of params.yaml before it works, and warns about a key it does not know.", "",
              "| key | default | accepts | meaning | read by |", "|---|---|---|---|---|"]
-    for key, node in config._walk():
+    for key, node in config.walk():
         stages = sorted({stage for prefix in _with_packages(key) for stage in read_by.get(prefix, [])})
         if isinstance(node, Section):
             accepts = "mapping" + (" or null" if node.nullable else "")
@@ -309,10 +311,6 @@ def render_reference(root: Path = ROOT) -> str:
         lines.append(f"| `{key}` | {_default(node)} | {accepts} | {node.meaning} | "
                      + ", ".join(f"`{s}`" for s in stages) + " |")
     return "\n".join(lines) + "\n"
-
-
-def generated_files(root: Path = ROOT) -> dict[Path, str]:
-    return {root / config.PARAMS_FILE: current_params_yaml(root), root / config.REFERENCE: render_reference(root)}
 
 
 def _keys(tree, prefix: str = "") -> list[str]:
@@ -357,6 +355,7 @@ def check(root: Path = ROOT) -> list[str]:
     return problems
 
 
+@exit_on_error
 def main(argv=None, root: Path = ROOT) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report differences and change nothing")
@@ -369,7 +368,8 @@ def main(argv=None, root: Path = ROOT) -> int:
             print("run `python -m unlearning.tools.sync` to bring them in line with the code", file=sys.stderr)
         return 1 if problems else 0
     write_dvc_yaml(root)
-    for path, text in generated_files(root).items():
+    for path, text in ((root / config.PARAMS_FILE, current_params_yaml(root)),
+                       (root / config.REFERENCE, render_reference(root))):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     print("sync: wrote dvc.yaml (code deps and params), params.yaml and docs/params.md")
