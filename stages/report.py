@@ -1,5 +1,6 @@
 """Stage `report`: reports/metrics.json (DVC metrics), reports/report.md and the plots, before vs after, for the
-headline run, every triple of `sweep` and every method of `methods` and `baselines`.
+headline run, every triple of `sweep` and every method of `methods` and `baselines`, every score with its bootstrap
+interval over documents (`report.resamples`, `report.confidence`).
 
 python -m stages.report --info data/prepared/info.json --eval reports/eval --live reports/unlearn --out reports
 """
@@ -14,7 +15,7 @@ from unlearning.report.plots import write_plots
 from unlearning.report.summary import build_metrics
 
 PARAMS = ("data.split", "layers", "alpha", "sweep", "methods", "baselines", "unlearn.method", "unlearn.beta",
-          "unlearn.steps", "mia.min_k")
+          "unlearn.steps", "unlearn.seed", "seeds", "mia.min_k", "report.resamples", "report.confidence")
 
 
 def parse_args(argv=None):
@@ -34,7 +35,9 @@ def main(argv=None):
     mmlu_source = read_json(args.eval / "target" / "mmlu" / "mmlu.json")["source"]
     metrics = build_metrics(args.eval, params["data.split"], params["layers"], params["alpha"],
                             params["unlearn.method"], params["unlearn.beta"], params["unlearn.steps"],
-                            params["mia.min_k"], params["sweep"], params["methods"], params["baselines"])
+                            params["mia.min_k"], params["sweep"], params["methods"], params["baselines"],
+                            params["report.resamples"], params["report.confidence"], params["unlearn.seed"],
+                            params["seeds"])
     with atomic_output(args.out / "plots") as plots:
         write_plots(metrics, args.eval, args.live, plots)
     with atomic_output(args.out / "report.md") as report:
@@ -44,7 +47,7 @@ def main(argv=None):
     b, a = metrics["before"], metrics["after"]
     print(f"report: final score {b['final']:.3f} -> {a['final']:.3f}, task aggregate {b['task_aggregate']:.3f} -> "
           f"{a['task_aggregate']:.3f}, MIA AUC {b['mia_auc']:.3f} -> {a['mia_auc']:.3f}, "
-          f"MMLU {b['mmlu']:.3f} -> {a['mmlu']:.3f}; {len(metrics['sweep'])} triples, "
+          f"MMLU ({b['mmlu_format']}) {b['mmlu']:.3f} -> {a['mmlu']:.3f}; {len(metrics['sweep'])} triples, "
           f"{len(metrics['methods'])} methods")
 
 

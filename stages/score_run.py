@@ -26,7 +26,8 @@ def main(argv=None):
     split = params["data.split"]
     inputs = {"task": task.load_inputs(args.data, split, validation=False),
               "mia": mia.load_inputs(args.data, split),
-              "mmlu": mmlu.load_inputs(args.data, params["mmlu.source"], params["mmlu.subjects"], params["mmlu.limit"])}
+              "mmlu": mmlu.load_inputs(args.data, params["mmlu.source"], params["mmlu.subjects"], params["mmlu.limit"],
+                                       params["mmlu.format"])}
     model, tokenizer = load_scored_model(args, params)
     results = {
         "task": task.run(model, tokenizer, inputs["task"], params["evaluate.max_new_tokens"],

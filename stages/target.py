@@ -18,7 +18,7 @@ from unlearning.files import atomic_output, write_json
 from unlearning.models.loading import resolve_device, resolve_dtype
 from unlearning.models.training import build_target, training_texts
 
-PARAMS = ("device", "model", "mmlu.k")
+PARAMS = ("device", "model", "mmlu.k", "mmlu.format")
 
 
 def parse_args(argv=None):
@@ -39,7 +39,7 @@ def main(argv=None):
     model, tokenizer, epoch_losses = build_target(cfg, training_texts(data), device, dtype)
     checks = None
     if cfg["require"] is not None:
-        checks = knowledge_checks(model, tokenizer, data, cfg["train"]["batch_size"], mmlu_k)
+        checks = knowledge_checks(model, tokenizer, data, cfg["train"]["batch_size"], mmlu_k, params["mmlu.format"])
         for split, tasks in checks["scores"].items():
             print(f"  {split:6s} " + "  ".join(f"{t}: sc {v['sc']:.3f} qa {v['qa']:.3f}" for t, v in tasks.items()))
         gk = "n/a (the data source has no general-knowledge set)" if checks["mmlu"] is None else f"{checks['mmlu']:.3f}"

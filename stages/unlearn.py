@@ -1,10 +1,11 @@
 """Stage `unlearn`: one RMU run's unlearning of the target -> its delta (the trained tensors and the target's
 identity) and its DVCLive training curves.
 
-python -m stages.unlearn [--first-layer N | --method M] --data D --target T --out DELTA --live DIR
+python -m stages.unlearn [--first-layer N | --method M | --seed S] --data D --target T --out DELTA --live DIR
 
 Without an option: the headline run, `unlearn.method` on `layers`. --first-layer N: a triple of the layer sweep,
-`unlearn.method` on N..N+2. --method M: another RMU variant (an entry of `methods`) on `layers`. The output-loss
+`unlearn.method` on N..N+2. --method M: another RMU variant (an entry of `methods`) on `layers`. --seed S: the
+headline run with seed S instead of `unlearn.seed` (an entry of `seeds`), for the seed spread. The output-loss
 methods run in stages/unlearn_baseline.py, on the same batches and steps.
 """
 import argparse
@@ -25,6 +26,7 @@ def parse_args(argv=None):
     run = parser.add_mutually_exclusive_group()
     run.add_argument("--first-layer", type=int, help="a sweep triple: unlearn.method on N, N+1, N+2")
     run.add_argument("--method", help="another RMU variant on `layers` (an entry of `methods`)")
+    run.add_argument("--seed", type=int, help="the headline run with this seed (an entry of `seeds`)")
     parser.add_argument("--data", type=Path, required=True, help="the prepared directory")
     parser.add_argument("--target", type=Path, required=True, help="the target model directory")
     parser.add_argument("--out", type=Path, required=True, help="the delta directory to write")
@@ -34,10 +36,11 @@ def parse_args(argv=None):
 
 def params_read(args) -> tuple[str, ...]:
     """What this run reads, and so what its dvc.yaml entry lists: the sweep takes its layers from the command line,
-    a further variant its method."""
+    a further variant its method, a further seed its seed."""
     layers = () if args.first_layer is not None else ("layers",)
     method = () if args.method is not None else ("unlearn.method",)
-    return RUN_PARAMS + layers + method + RMU_KEYS
+    run_params = tuple(key for key in RUN_PARAMS if not (args.seed is not None and key == "unlearn.seed"))
+    return run_params + layers + method + RMU_KEYS
 
 
 @exit_on_error
@@ -53,7 +56,9 @@ def main(argv=None):
         layers = layer_triple([first, first + 1, first + 2], num_decoder_layers(args.target), "a `sweep` triple")
     else:
         layers = layer_triple(params["layers"], num_decoder_layers(args.target))
-    cfg = method_settings(name, params, RUN_PARAMS + RMU_KEYS)
+    cfg = method_settings(name, params, [key for key in RUN_PARAMS + RMU_KEYS if key in params_read(args)])
+    if args.seed is not None:
+        cfg["seed"] = args.seed
     model, tokenizer, forget, retain = load_run(args.data, params["data.split"], args.target, params["device"],
                                                 params["model.dtype"], params["model.trust_remote_code"])
     history = RMU_METHODS[name](model, tokenizer, forget, retain, layers, params["alpha"], cfg,

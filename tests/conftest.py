@@ -70,3 +70,13 @@ def stage(tmp_path, monkeypatch, capsys):
             return exit_.code, capsys.readouterr().err
         return 0, capsys.readouterr().err
     return run
+
+
+@pytest.fixture(scope="module")
+def long_context_model():
+    """A random 2-layer OLMo whose context holds real 5-shot MMLU prompts."""
+    tokenizer = train_tokenizer(["The following are multiple choice questions (with answers) about anatomy."] * 4,
+                                vocab_size=300)
+    scratch = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+               "max_position_embeddings": 4096}
+    return build_model(scratch, tokenizer, seed=0).eval(), tokenizer

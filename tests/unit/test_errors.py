@@ -19,7 +19,8 @@ from unlearning.data.synthetic import generate
 from unlearning.errors import PipelineError
 from unlearning.methods.output_loss import OUTPUT_LOSS_METHODS
 
-SMALL = {"train_docs": 1, "validation_docs": 1, "nonmember_docs": 1, "gk_countries": 7, "gk_test_per_subject": 2}
+SMALL = {"train_docs": 1, "validation_docs": 1, "nonmember_docs": 1, "background_docs": 1, "gk_countries": 7,
+         "gk_test_per_subject": 2}
 
 
 @pytest.fixture(scope="module")

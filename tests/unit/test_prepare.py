@@ -134,26 +134,47 @@ def test_mmlu_items(data):
     assert len(data["mmlu_dev"]) == 15 and len(data["mmlu_test"]) == 3 * n_test
     for key in ("mmlu_dev", "mmlu_test"):
         for item in data[key]:
-            assert list(item) == ["subject", "question", "A", "B", "C", "D", "answer"]
-            assert item["subject"] in ("geography", "economics", "culture")
+            assert list(item) == ["subject", "question", "A", "B", "C", "D", "answer", "cloze"]
+            assert item["subject"] in ("geography", "economics", "culture") and item["cloze"] is True
             assert len({item[x] for x in "ABCD"}) == 4 and item["answer"] in "ABCD"
     letters = Counter(i["answer"] for i in data["mmlu_test"])
     assert set(letters) == set("ABCD") and max(letters.values()) < len(data["mmlu_test"]) / 2
-    assert len(data["general"]) == 2 * CFG["gk_countries"]
+    assert len(data["general"]) == 4 * CFG["gk_countries"]
     assert len({g["id"] for g in data["general"]}) == len(data["general"])
 
 
-def test_test_facts_in_general_but_test_items_unseen(data):
-    general = [g["text"] for g in data["general"]]
-    for item in data["mmlu_test"]:
-        country = item["question"].rstrip("?").split()[-1]
-        stating = [t for t in general if country in t and item[item["answer"]] in t]
-        assert len(stating) == 2, item
-    training = general + [i["question"] for i in data["mmlu_dev"]]
-    training += [r["input"] + " " + r["output"] for r in rows(data)]
-    training_text = "\n".join(training)
-    for item in data["mmlu_test"]:
-        assert item["question"] not in training_text
+def test_test_facts_are_trained_in_the_stems_wording(data):
+    """The cloze item asks for a fact the model learned, by the stem of the very sentence that states it; no
+    distractor completes that stem anywhere in the training text."""
+    general = "\n".join(g["text"] for g in data["general"])
+    for item in data["mmlu_test"] + data["mmlu_dev"]:
+        assert f"{item['question']} {item[item['answer']]}." in general, item
+        for letter in "ABCD".replace(item["answer"], ""):
+            assert f"{item['question']} {item[letter]}" not in general
+
+
+def test_background_is_disjoint_from_everything_scored(data):
+    """The background corpus shares no document, id or person with forget, retain or the MIA non-members."""
+    background = data["background"]
+    assert len(background) == 3 * CFG["background_docs"]
+    assert Counter(doc["task"] for doc in background) == {t: CFG["background_docs"] for t in ID_RE}
+    assert all(list(doc) == ["id", "task", "document", "question", "answer"] for doc in background)
+    assert len({doc["id"] for doc in background}) == len(background)
+    scored = set(documents(data).values())
+    nonmembers = [m["document"] for key in ("mia_nonmember", "mia_nonmember_validation") for m in data[key]]
+    texts = [doc["document"] for doc in background]
+    assert not set(texts) & (scored | set(nonmembers))
+    assert not {doc["id"] for doc in background} & ({document_id(r["id"]) for r in rows(data)}
+                                                    | {m["id"] for m in data["mia_nonmember"]})
+    # no Task3-style person of the background (name line) appears in a scored document or a non-member
+    everything = "\n".join(scored | set(nonmembers))
+    for doc in background:
+        if doc["task"] == "Task3":
+            assert doc["document"].split("\n")[0] not in everything
+        if doc["task"] == "Task2":
+            assert doc["document"].split(" was born")[0].split(",")[0].split(" has the")[0] not in everything
+    for doc in background:
+        assert doc["answer"] in doc["document"] or doc["task"] == "Task2"
 
 
 def test_too_few_countries():

@@ -14,7 +14,8 @@ from unlearning.files import read_jsonl
 
 FRACTION = st.floats(0, 1, allow_nan=False)
 LOSSES = st.lists(st.floats(0, 20, allow_nan=False), min_size=1, max_size=20)
-SMALL = {"train_docs": 1, "validation_docs": 1, "nonmember_docs": 1, "gk_countries": 7, "gk_test_per_subject": 2}
+SMALL = {"train_docs": 1, "validation_docs": 1, "nonmember_docs": 1, "background_docs": 1, "gk_countries": 7,
+         "gk_test_per_subject": 2}
 VALID = generate(SMALL, 0)
 
 

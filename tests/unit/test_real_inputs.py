@@ -17,13 +17,13 @@ from unlearning.data.schema import SEMEVAL_KEYS as SPLITS
 from unlearning.data.synthetic import generate
 from unlearning.errors import PipelineError
 from unlearning.evaluation.mmlu import load_mmlu, mmlu_accuracy
-from unlearning.models.training import build_model, train_tokenizer
 
 SEMEVAL = SHARED_DATA / "semeval25-unlearning-data"
 MMLU = SHARED_DATA / "mmlu"
 needs_semeval = pytest.mark.skipif(not SEMEVAL.is_dir(), reason=f"real SemEval data not found at {SEMEVAL}")
 needs_mmlu = pytest.mark.skipif(not MMLU.is_dir(), reason=f"real MMLU not found at {MMLU}")
-SMALL = {"train_docs": 2, "validation_docs": 1, "nonmember_docs": 2, "gk_countries": 12, "gk_test_per_subject": 2}
+SMALL = {"train_docs": 2, "validation_docs": 1, "nonmember_docs": 2, "background_docs": 2, "gk_countries": 12,
+         "gk_test_per_subject": 2}
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
@@ -168,16 +168,6 @@ def test_missing_files_are_named(synthetic_data, tmp_path, stage):
     assert_one_error_line(result, "jsonl: no MIA files; put member.jsonl and nonmember.jsonl")
     for work in ("a", "b"):
         assert sorted(p.name for p in (tmp_path / work).iterdir()) == ["params.yaml"]
-
-
-@pytest.fixture(scope="module")
-def long_context_model():
-    """A random 2-layer OLMo whose context holds real 5-shot MMLU prompts."""
-    tokenizer = train_tokenizer(["The following are multiple choice questions (with answers) about anatomy."] * 4,
-                                vocab_size=300)
-    scratch = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-               "max_position_embeddings": 4096}
-    return build_model(scratch, tokenizer, seed=0).eval(), tokenizer
 
 
 def local_mmlu(subjects="all", limit=None):

@@ -25,6 +25,7 @@ PREPARED_FILES = {
     "mia_nonmember": "mia/nonmember.jsonl",
     "mia_member_validation": "mia/validation/member.jsonl",
     "mia_nonmember_validation": "mia/validation/nonmember.jsonl",
+    "background": "background.jsonl",
     "general": "general.jsonl",
     "mmlu_dev": "mmlu/dev.jsonl",
     "mmlu_test": "mmlu/test.jsonl",

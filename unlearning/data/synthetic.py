@@ -1,4 +1,10 @@
-"""A seeded miniature SemEval-2025 Task 4 dataset in the real schema, plus an MMLU-format general-knowledge set.
+"""A seeded miniature SemEval-2025 Task 4 dataset in the real schema, the background corpus its target learns first,
+and a general-knowledge set in MMLU format.
+
+The real task's target is a pretrained OLMo fine-tuned on forget + retain: it models unseen documents of the kinds it
+memorised, and it knows general facts. The miniature has the same shape: a background corpus of the same three kinds
+(stories, biographies with PII, encyclopedic biographies, each with one question) plus the world's general facts,
+all disjoint from forget, retain and the MIA non-members, is what the target learns before it memorises.
 
 Same (cfg, seed) -> identical output. Only `random.Random(seed)` and a seeded Faker instance are used, never the
 global random state. No file I/O here: stages.prepare writes the files.
@@ -223,22 +229,26 @@ def _invented(w: _World, taken: set, endings: list[str], capital: bool) -> str:
     raise PipelineError("data.synthetic.gk_countries: could not invent enough distinct words; lower it")
 
 
-GENERAL_TEMPLATES = [
-    "{c} is a country whose capital city is {cap}. People in {c} pay with the {cur} and speak {lang}.",
-    "The official language of {c} is {lang}. Its currency is the {cur}, and its capital is {cap}.",
-    "In {c}, most people speak {lang}. The government sits in {cap}, and prices are written in {cur}.",
+# Each fact of a country is a sentence of its own: the general-knowledge test asks for the fact by the sentence's
+# stem, in the wording the model learned it in (a model of this size recalls a fact mostly in that wording). A
+# further text states the same facts in other words, as text about a country varies.
+FACT_STEMS = {"geography": "{c} is a country whose capital city is",
+              "economics": "People in {c} pay with the",
+              "culture": "The official language of {c} is"}
+OTHER_WORDINGS = [
     "Travellers to {c} arrive in the capital, {cap}, where they hear {lang} and change money into {cur}.",
+    "In {c}, most people speak {lang}. The government sits in {cap}, and prices are written in {cur}.",
+    "The {cur} is the money of {c}; {lang} is heard in every street of {cap}.",
 ]
-QUESTIONS = {"geography": "Which city is the capital of {c}?",
-             "economics": "What is the currency of {c}?",
-             "culture": "Which language is spoken in {c}?"}
 
 
-def _mc(w: _World, subject: str, country: str, answer: str, pool: list[str], letter: int) -> dict:
+def _cloze(w: _World, subject: str, country: str, answer: str, pool: list[str], letter: int) -> dict:
+    """A four-option general-knowledge row: the fact's stem as the question (`cloze`), the other countries' values of
+    the same kind as the distractors."""
     options = w.rng.sample([v for v in pool if v != answer], 3)
     options.insert(letter, answer)
-    return {"subject": subject, "question": QUESTIONS[subject].format(c=country),
-            **dict(zip(LETTERS, options)), "answer": LETTERS[letter]}
+    return {"subject": subject, "question": FACT_STEMS[subject].format(c=country),
+            **dict(zip(LETTERS, options)), "answer": LETTERS[letter], "cloze": True}
 
 
 def _general_knowledge(w: _World, cfg: dict, taken: set) -> dict:
@@ -255,30 +265,47 @@ def _general_knowledge(w: _World, cfg: dict, taken: set) -> dict:
                           "culture": _invented(w, taken, ["ish", "ese", "ic", "ian", "ol"], True)})
     general = []
     for c in countries:
-        for template in w.rng.sample(GENERAL_TEMPLATES, 2):
-            text = template.format(c=c["c"], cap=c["geography"], cur=c["economics"], lang=c["culture"])
-            general.append({"id": f"gk-{len(general)}", "text": text})
+        # each fact a text of its own that starts with its stem, as the test asks for it
+        texts = [f"{FACT_STEMS[subject].format(c=c['c'])} {c[subject]}." for subject in SUBJECTS]
+        texts.append(w.rng.choice(OTHER_WORDINGS).format(c=c["c"], cap=c["geography"], cur=c["economics"],
+                                                         lang=c["culture"]))
+        general += [{"id": f"gk-{len(general) + n}", "text": text} for n, text in enumerate(texts)]
     out = {"general": general, "mmlu_dev": [], "mmlu_test": []}
     for subject in SUBJECTS:
         pool = [c[subject] for c in countries]
         order = w.rng.sample(countries, n)  # each subject splits the countries independently
         for c in order[:DEV_PER_SUBJECT]:
-            out["mmlu_dev"].append(_mc(w, subject, c["c"], c[subject], pool, w.rng.randrange(4)))
+            out["mmlu_dev"].append(_cloze(w, subject, c["c"], c[subject], pool, w.rng.randrange(4)))
         for c in order[DEV_PER_SUBJECT:DEV_PER_SUBJECT + n_test]:
-            out["mmlu_test"].append(_mc(w, subject, c["c"], c[subject], pool, w.rng.randrange(4)))
+            out["mmlu_test"].append(_cloze(w, subject, c["c"], c[subject], pool, w.rng.randrange(4)))
     return out
 
 
+def _background(w: _World, per_kind: int) -> list[dict]:
+    """`per_kind` documents of each task's kind, new people, places and titles, each with one of its questions: the
+    text the target learns before it memorises forget + retain, as OLMo was pretrained before the organizers'
+    fine-tuning."""
+    docs = []
+    for n in range(per_kind):
+        for task, make in (("Task1", _story), ("Task2", _pii_bio), ("Task3", _wiki_bio)):
+            text, qas = make(w)
+            question, answer = w.rng.choice(qas)
+            docs.append({"id": f"bg{task[-1]}-{n}", "task": task, "document": text, "question": question,
+                         "answer": answer})
+    return docs
+
+
 def generate(cfg: dict, seed: int) -> dict:
-    """cfg is params `data.synthetic`. Returns the four SemEval splits, MIA members/non-members and the GK set."""
+    """cfg is params `data.synthetic`. Returns the four SemEval splits, MIA members/non-members, the background
+    corpus and the GK set."""
     w = _World(seed)
     data = _semeval(w, cfg)
-    texts = [r["input"] + " " + r["output"] for s in SEMEVAL_KEYS for r in data[s]]
-    texts += [d["document"] for d in data["mia_nonmember"]]
-    # invented GK words must not clash with any word already used in the SemEval documents
-    taken = {word.strip(".,\"'()").lower() for t in texts for word in t.split()}
-    data.update(_general_knowledge(w, cfg, taken))
-    # drawn last, so adding them left every other generated file as it was
     data["mia_nonmember_validation"] = [{"id": w.curid(), "document": _wiki_bio(w)[0]}
                                         for _ in range(cfg["validation_docs"])]
+    data["background"] = _background(w, cfg["background_docs"])
+    texts = [r["input"] + " " + r["output"] for s in SEMEVAL_KEYS for r in data[s]]
+    texts += [d["document"] for key in ("mia_nonmember", "mia_nonmember_validation", "background") for d in data[key]]
+    # invented GK words must not clash with any word already used in the documents
+    taken = {word.strip(".,\"'()").lower() for t in texts for word in t.split()}
+    data.update(_general_knowledge(w, cfg, taken))
     return data

@@ -1,22 +1,23 @@
 """What the target model knows, checked before it is saved: the memorisation of every scored row, the MMLU-format
 set and the loss attack, against `model.require`."""
-from .mmlu import mmlu_accuracy
+from .mmlu import mmlu_accuracy, resolve_format
 from .scoring import mia_auc
 from .task import evaluate_task
 from .token_stats import document_losses
 
 
-def knowledge_checks(model, tokenizer, data: dict, batch: int, mmlu_k: int) -> dict:
-    """What the target model knows: the scored rows, the MMLU-format set (when the source has one) and the loss
-    attack. `batch` is the training batch size and the generation length comes from the data, so changing
-    evaluation params never retrains the target."""
+def knowledge_checks(model, tokenizer, data: dict, batch: int, mmlu_k: int, mmlu_format: str = "auto") -> dict:
+    """What the target model knows: the scored rows, the MMLU-format set (when the source has one: the builtin set
+    of the prepared data, so `auto` is rc there) and the loss attack. `batch` is the training batch size and the
+    generation length comes from the data, so changing evaluation params never retrains the target."""
     rows = data["forget_train"] + data["retain_train"]
     # Room for the longest answer and then some: a memorised row ends with EOS well before this.
     max_new_tokens = max(len(tokenizer(row["output"])["input_ids"]) for row in rows) + 16
     scores, _ = evaluate_task(model, tokenizer, rows, max_new_tokens, batch)
     mmlu = None
     if data.get("mmlu_test"):
-        mmlu = mmlu_accuracy(model, tokenizer, data["mmlu_dev"], data["mmlu_test"], mmlu_k, batch)["accuracy"]
+        fmt = resolve_format(mmlu_format, "builtin")
+        mmlu = mmlu_accuracy(model, tokenizer, data["mmlu_dev"], data["mmlu_test"], mmlu_k, batch, fmt)["accuracy"]
     member = document_losses(model, tokenizer, [d["document"] for d in data["mia_member"]], batch)
     nonmember = document_losses(model, tokenizer, [d["document"] for d in data["mia_nonmember"]], batch)
     return {"scores": scores, "mmlu": mmlu, "mia_auc": mia_auc(member, nonmember)}

@@ -1,9 +1,25 @@
-"""MMLU-format multiple-choice accuracy, scored as Open-Instruct does (answer-letter logits after "Answer:").
+"""MMLU-format multiple-choice accuracy, in one of two formats (`mmlu.format`):
+
+- `mc`, the letter format of Open-Instruct and the official SemEval evaluation: the k dev examples of the subject
+  with their options and answer letters, then the question ending "Answer:"; the prediction is the letter A-D
+  whose token has the highest next-token logit.
+- `rc`, ranked classification (the cloze formulation, "CF") of OLMES (Gu et al. 2024, "OLMES: A Standard for
+  Language Model Evaluations", arXiv 2406.08446; its code, allenai/olmes, oe_eval/tasks/oe_eval_tasks/mmlu.py:
+  the MMLU RC task's prompt from `make_cloze_prompt` and its primary metric `acc_per_char`). Each option's text is
+  scored as the continuation of the prompt: the sum of its tokens' log-probabilities divided by its length in
+  characters (the continuation " " + option, leading space included), and the prediction is the option with the
+  highest score. The prompt of a real MMLU row is OLMES's: the instruction line "The following are multiple
+  choice questions (with answers) about <subject>.", blank line, then the k dev examples as
+  "Question: <question>\\nAnswer: <correct option>" separated by blank lines, then "Question: <question>\\nAnswer:".
+  A row with `"cloze": true` (the builtin set) is a statement stem in the wording the model was trained on: its
+  prompt is the stem alone (zero-shot, whatever `mmlu.k`).
+- `auto` (the default): rc for `mmlu.source: builtin`, mc for real MMLU.
 
 `mmlu.source`: `builtin` (the synthetic default's general-knowledge set, from data/prepared/mmlu), a local
 directory in the original Hendrycks layout (dev/<subject>_dev.csv, test/<subject>_test.csv; no header: question,
 A, B, C, D, answer), or a Hugging Face id with the `cais/mmlu` schema. `mmlu.subjects` and `mmlu.limit`
-(questions per subject) run a subset.
+(questions per subject) run a subset. In both formats dev examples are dropped from the end of a prompt until the
+prompt (and, in rc, its longest continuation) fits the model's context.
 """
 from collections import defaultdict
 from pathlib import Path
@@ -13,11 +29,12 @@ import torch
 from tqdm import tqdm
 
 from ..errors import PipelineError
-from ..files import atomic_output, read_jsonl, write_json
+from ..files import atomic_output, read_jsonl, write_json, write_jsonl
 
 CHOICES = ("A", "B", "C", "D")
 CSV_COLUMNS = ["question", *CHOICES, "answer"]
 BUILTIN = "builtin general-knowledge set (synthetic, MMLU format)"
+FORMATS = ("mc", "rc")  # what `auto` resolves to, per source
 
 
 def _hendrycks_csv(path: Path) -> list[dict]:
@@ -30,7 +47,8 @@ def _hendrycks_csv(path: Path) -> list[dict]:
 
 
 def check_mmlu_rows(rows: list[dict], where) -> list[dict]:
-    """Every row has a subject, a question, four options and an answer letter; errors name the row and column."""
+    """Every row has a subject, a question, four options and an answer letter, and optionally a boolean `cloze`;
+    errors name the row and column."""
     for n, row in enumerate(rows, 1):
         for column in ("subject", "question", *CHOICES):
             if not isinstance(row.get(column), str):
@@ -38,6 +56,9 @@ def check_mmlu_rows(rows: list[dict], where) -> list[dict]:
         if row.get("answer") not in CHOICES:
             raise PipelineError(f"{where} row {n}: column `answer` is {row.get('answer')!r}; expected one of "
                                 "A, B, C, D")
+        if "cloze" in row and not isinstance(row["cloze"], bool):
+            raise PipelineError(f"{where} row {n}: column `cloze` is {row['cloze']!r}; expected true or false "
+                                "(or no such column)")
     return rows
 
 
@@ -101,22 +122,26 @@ def load_mmlu(source: str, subjects, limit: int | None, prepared) -> tuple[list[
     return dev, test, description
 
 
+def resolve_format(fmt: str, source: str) -> str:
+    """`mmlu.format` as scored: `auto` is rc (cloze) for the builtin set, whose questions are statements in the
+    wording the model learned them in, and mc (letters, the official way) for real MMLU."""
+    if fmt == "auto":
+        return "rc" if source == "builtin" else "mc"
+    if fmt not in FORMATS:
+        raise PipelineError(f"params.yaml: `mmlu.format` is {fmt!r}; choose one of auto, mc, rc")
+    return fmt
+
+
 def format_subject(subject: str) -> str:
     return subject.replace("_", " ")
 
 
-def format_example(row: dict, include_answer: bool = True) -> str:
-    prompt = row["question"] + "".join(f"\n{c}. {row[c]}" for c in CHOICES) + "\nAnswer:"
-    if include_answer:
-        prompt += f" {row['answer']}\n\n"
-    return prompt
+def _header(subject: str) -> str:
+    return f"The following are multiple choice questions (with answers) about {format_subject(subject)}.\n\n"
 
 
-def build_prompt(dev_rows: list[dict], row: dict, k: int, tokenizer=None, max_tokens: int | None = None) -> str:
-    """k-shot prompt from the dev examples of the row's subject; with a tokenizer, shots are dropped to fit max_tokens."""
-    header = f"The following are multiple choice questions (with answers) about {format_subject(row['subject'])}.\n\n"
-    shots = [format_example(d) for d in dev_rows if d["subject"] == row["subject"]][:k]
-    question = format_example(row, include_answer=False)
+def _fit(row: dict, header: str, shots: list[str], question: str, tokenizer, max_tokens: int | None) -> str:
+    """header + shots + question, dropping shots from the end until it has at most max_tokens tokens."""
     while True:
         prompt = header + "".join(shots) + question
         if tokenizer is None or max_tokens is None or len(tokenizer.encode(prompt, add_special_tokens=False)) <= max_tokens:
@@ -127,6 +152,38 @@ def build_prompt(dev_rows: list[dict], row: dict, k: int, tokenizer=None, max_to
         shots.pop()
 
 
+def format_example(row: dict, include_answer: bool = True) -> str:
+    prompt = row["question"] + "".join(f"\n{c}. {row[c]}" for c in CHOICES) + "\nAnswer:"
+    if include_answer:
+        prompt += f" {row['answer']}\n\n"
+    return prompt
+
+
+def build_prompt(dev_rows: list[dict], row: dict, k: int, tokenizer=None, max_tokens: int | None = None) -> str:
+    """The mc prompt: k-shot from the dev examples of the row's subject; with a tokenizer, shots are dropped to fit
+    max_tokens."""
+    shots = [format_example(d) for d in dev_rows if d["subject"] == row["subject"]][:k]
+    return _fit(row, _header(row["subject"]), shots, format_example(row, include_answer=False), tokenizer, max_tokens)
+
+
+def continuations(row: dict) -> list[str]:
+    """What rc scores after the prompt: each option's text after one space, in the order A-D."""
+    return [" " + row[c] for c in CHOICES]
+
+
+def build_rc_prompt(dev_rows: list[dict], row: dict, k: int, tokenizer=None, max_tokens: int | None = None) -> str:
+    """The rc prompt: for a `cloze` row, the stem alone, whatever k; for any other row OLMES's MMLU RC prompt, the instruction line and
+    the k dev examples as "Question: …\\nAnswer: <correct option>" blocks, then "Question: <question>\\nAnswer:".
+    With a tokenizer, shots are dropped to fit max_tokens."""
+    if row.get("cloze"):
+        # No shots: statements about other countries in a row are a context the model never saw. Measured on the
+        # default target, 5 such shots brought 0.62 down to 0.22, chance (docs/scoring.md).
+        return _fit(row, "", [], row["question"], tokenizer, max_tokens)
+    same_subject = [d for d in dev_rows if d["subject"] == row["subject"]][:k]
+    shots = [f"Question: {d['question']}\nAnswer: {d[d['answer']]}\n\n" for d in same_subject]
+    return _fit(row, _header(row["subject"]), shots, f"Question: {row['question']}\nAnswer:", tokenizer, max_tokens)
+
+
 def answer_token_ids(tokenizer) -> list[int]:
     """Token id of each letter as it follows "Answer:" -- with a leading space, last token of the encoding."""
     ids = [tokenizer.encode(" " + c, add_special_tokens=False)[-1] for c in CHOICES]
@@ -135,10 +192,9 @@ def answer_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-@torch.inference_mode()
-def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int, batch_size: int) -> dict:
-    if not test_rows:
-        raise PipelineError("no MMLU test questions; rerun `python -m stages.prepare`")
+def _letter_predictions(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int,
+                        batch_size: int) -> list[int]:
+    """mc: per question, the index of the letter with the highest next-token logit after its prompt."""
     max_tokens = model.config.max_position_embeddings
     prompt_ids = [tokenizer.encode(build_prompt(dev_rows, row, k, tokenizer, max_tokens), add_special_tokens=False)
                   for row in test_rows]
@@ -157,29 +213,105 @@ def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict],
             predictions.extend(next_token_logits[:, letter_ids].argmax(1).tolist())
     finally:
         tokenizer.padding_side = saved_side
+    return predictions
+
+
+@torch.inference_mode()
+def option_log_likelihoods(model, tokenizer, prompts: list[str], options: list[list[str]],
+                           batch_size: int) -> list[list[float]]:
+    """Per prompt, the summed log-probability of each of its continuations (log p(option | prompt), the option's
+    tokens encoded on their own after the prompt's). Every (prompt, continuation) sequence is one row of a batch of
+    `batch_size`, padded on the right, longest first; the continuation's log-probs are read from that one forward."""
+    prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    option_ids = [[tokenizer.encode(o, add_special_tokens=False) for o in opts] for opts in options]
+    for prompt, ids in zip(prompts, prompt_ids):
+        if not ids:
+            raise PipelineError(f"MMLU prompt {prompt[:60]!r} has no tokens; a continuation needs a prompt")
+    pairs = [(q, o) for q, opts in enumerate(option_ids) for o in range(len(opts))]
+    pairs.sort(key=lambda pair: -(len(prompt_ids[pair[0]]) + len(option_ids[pair[0]][pair[1]])))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    sums = [[0.0] * len(opts) for opts in option_ids]
+    for start in tqdm(range(0, len(pairs), batch_size), desc="mmlu rc", unit="batch"):
+        batch = pairs[start:start + batch_size]
+        sequences = [prompt_ids[q] + option_ids[q][o] for q, o in batch]
+        input_ids = torch.full((len(batch), max(map(len, sequences))), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(sequences):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            attention_mask[row, :len(ids)] = 1
+        logits = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device)).logits
+        for row, (q, o) in enumerate(batch):
+            first, ids = len(prompt_ids[q]), option_ids[q][o]
+            # the token at position t is predicted by the logits at t - 1
+            log_probs = torch.log_softmax(logits[row, first - 1:first - 1 + len(ids)].double(), dim=-1)
+            sums[q][o] = log_probs.gather(-1, torch.tensor(ids, device=log_probs.device)[:, None]).sum().item()
+    return sums
+
+
+def rc_scores(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int,
+              batch_size: int) -> list[list[float]]:
+    """rc: per question, each option's summed log-probability as the continuation of its prompt divided by the
+    continuation's length in characters (OLMES's acc_per_char), in the order A-D."""
+    options = [continuations(row) for row in test_rows]
+    max_positions = model.config.max_position_embeddings
+    prompts = []
+    for row, opts in zip(test_rows, options):
+        longest = max(len(tokenizer.encode(o, add_special_tokens=False)) for o in opts)
+        prompts.append(build_rc_prompt(dev_rows, row, k, tokenizer, max_positions - longest))
+    sums = option_log_likelihoods(model, tokenizer, prompts, options, batch_size)
+    return [[s / len(o) for s, o in zip(row_sums, opts)] for row_sums, opts in zip(sums, options)]
+
+
+def _cloze_predictions(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int,
+                       batch_size: int) -> list[int]:
+    """rc: per question, the index of the option with the highest per-character score (the first on a tie)."""
+    return [max(range(len(s)), key=s.__getitem__) for s in rc_scores(model, tokenizer, dev_rows, test_rows, k,
+                                                                      batch_size)]
+
+
+@torch.inference_mode()
+def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int, batch_size: int,
+                  fmt: str = "mc") -> dict:
+    """Accuracy, per subject and over all questions, in format `fmt` (mc or rc, resolved: see resolve_format), and
+    `questions`: each test question's index, subject, answer, predicted letter and whether it is correct."""
+    if not test_rows:
+        raise PipelineError("no MMLU test questions; rerun `python -m stages.prepare`")
+    if fmt not in FORMATS:
+        raise PipelineError(f"MMLU format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    predict = _letter_predictions if fmt == "mc" else _cloze_predictions
+    predictions = predict(model, tokenizer, dev_rows, test_rows, k, batch_size)
+    questions = [{"n": n, "subject": row["subject"], "answer": row["answer"], "prediction": CHOICES[choice],
+                  "correct": int(CHOICES[choice] == row["answer"])}
+                 for n, (row, choice) in enumerate(zip(test_rows, predictions))]
     correct_by_subject = defaultdict(list)
-    for row, choice in zip(test_rows, predictions):
-        correct_by_subject[row["subject"]].append(CHOICES[choice] == row["answer"])
+    for question in questions:
+        correct_by_subject[question["subject"]].append(question["correct"])
     correct = [c for subject in correct_by_subject.values() for c in subject]
-    return {"accuracy": sum(correct) / len(correct),
+    return {"format": fmt,
+            "accuracy": sum(correct) / len(correct),
             "per_subject": {s: sum(c) / len(c) for s, c in sorted(correct_by_subject.items())},
-            "n": len(correct)}
+            "n": len(correct),
+            "questions": questions}
 
 
-def load_inputs(prepared, source: str, subjects, limit: int | None) -> dict:
-    """The dev and test questions of `mmlu.source`, read and checked before any model loads."""
+def load_inputs(prepared, source: str, subjects, limit: int | None, fmt: str = "auto") -> dict:
+    """The dev and test questions of `mmlu.source`, read and checked before any model loads, and the format
+    `mmlu.format` resolves to for that source."""
     dev_rows, test_rows, description = load_mmlu(source, subjects, limit, prepared)
-    return {"dev": dev_rows, "test": test_rows, "source": description}
+    return {"dev": dev_rows, "test": test_rows, "source": description, "format": resolve_format(fmt, source)}
 
 
 def run(model, tokenizer, inputs: dict, k: int, batch_size: int) -> dict:
-    result = mmlu_accuracy(model, tokenizer, inputs["dev"], inputs["test"], k, batch_size)
+    result = mmlu_accuracy(model, tokenizer, inputs["dev"], inputs["test"], k, batch_size, inputs["format"])
     return {"source": inputs["source"], "k": k, **result}
 
 
 def write(out, result: dict, name: str) -> None:
-    """mmlu.json (accuracy, per subject, the source and k) in the directory `out`."""
+    """In the directory `out`: mmlu.json (the source, k, the format, the accuracy, per subject, and n) and
+    questions.jsonl (one line per test question: its index n, subject, answer, prediction and correct 0|1)."""
+    summary = {key: value for key, value in result.items() if key != "questions"}
     with atomic_output(out) as out_dir:
         out_dir.mkdir()
-        write_json(out_dir / "mmlu.json", result)
-    print(f"{name}: MMLU-format accuracy {result['accuracy']:.4f} over {result['n']} questions")
+        write_json(out_dir / "mmlu.json", summary)
+        write_jsonl(out_dir / "questions.jsonl", result["questions"])
+    print(f"{name}: MMLU-format accuracy ({result['format']}) {result['accuracy']:.4f} over {result['n']} questions")

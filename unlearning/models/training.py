@@ -19,10 +19,16 @@ from .loading import load_pretrained
 EOS = "<|endoftext|>"
 
 
-def training_texts(data: dict) -> list[str]:
-    """Everything the target model learns; never MIA non-members nor the MMLU-format questions."""
+def training_texts(data: dict) -> dict[str, list[str]]:
+    """What the target learns: "memorise" (every SemEval row and the general facts) and "background" (the background
+    corpus, each document and its question, mixed in a fraction at a time: what a pretrained model knows). Never
+    the MIA non-members nor the general-knowledge questions."""
+    general = [doc["text"] for doc in data.get("general", [])]
+    background = [text for doc in data.get("background", []) for text in
+                  (doc["document"], doc["question"] + " " + doc["answer"])]
     rows = [row for key in SEMEVAL_KEYS for row in data.get(key, [])]
-    return [row["input"] + " " + row["output"] for row in rows] + [doc["text"] for doc in data.get("general", [])]
+    return {"background": background,
+            "memorise": [row["input"] + " " + row["output"] for row in rows] + general}
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -43,43 +49,64 @@ def build_model(scratch: dict, tokenizer, seed: int) -> OlmoForCausalLM:
         num_attention_heads=scratch["num_attention_heads"], num_key_value_heads=scratch["num_attention_heads"],
         max_position_embeddings=scratch["max_position_embeddings"], pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id, bos_token_id=None, tie_word_embeddings=False)
-    return OlmoForCausalLM(config)
+    model = OlmoForCausalLM(config)
+    # GPT-2's scaled initialisation of the projections that write into the residual stream: 32 layers of
+    # unscaled writes make a deep, narrow model sit on its unigram plateau for hundreds of steps.
+    with torch.no_grad():
+        for layer in model.model.layers:
+            for projection in (layer.self_attn.o_proj, layer.mlp.down_proj):
+                projection.weight.mul_(1 / math.sqrt(2 * config.num_hidden_layers))
+    return model
 
 
 def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_size: int, seed: int,
-             device, compute_dtype=torch.float32) -> list[float]:
+             device, compute_dtype=torch.float32, background: list[str] = (), background_fraction: float = 0.0,
+             desc: str = "train target") -> list[float]:
     """Causal-LM training on whole texts + EOS, one text per row, pads masked; AdamW with cosine decay.
+    Every epoch trains on all of `texts` and on the next `background_fraction` of `background` (shuffled once,
+    taken in turn), so the model keeps learning the background while it memorises, as pretraining data is mixed
+    into fine-tuning to keep what the model knew.
     Weights stay as they are (fp32 master weights); a 16-bit `compute_dtype` runs the maths under autocast."""
     max_len = model.config.max_position_embeddings
-    encoded = [tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_len]
-               for text in texts]
-    print(f"target: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts, "
-          f"{sum(map(len, encoded))} tokens an epoch")
+
+    def encode(strings):
+        return [tokenizer(text + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_len]
+                for text in strings]
+
+    rng = random.Random(seed)
+    encoded, encoded_background = encode(texts), encode(background)
+    rng.shuffle(encoded_background)
+    per_epoch = round(background_fraction * len(encoded_background))
+    print(f"{desc}: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts "
+          f"({sum(map(len, encoded))} tokens) and {per_epoch} of {len(background)} background texts an epoch")
     mixed_precision = dict(device_type=torch.device(device).type, dtype=compute_dtype,
                            enabled=compute_dtype != torch.float32)
-    rng = random.Random(seed)
     torch.manual_seed(seed)
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.98))
-    total_steps = epochs * math.ceil(len(encoded) / batch_size)
+    # the fused kernel is one call per step instead of one per tensor: a tenth of a small model's step on a CPU
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.98),
+                                  fused=torch.device(device).type in ("cpu", "cuda"))
+    total_steps = epochs * math.ceil((len(encoded) + per_epoch) / batch_size)
     warmup = max(1, total_steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
     epoch_losses, step = [], 0
-    progress = tqdm(range(epochs), desc="train target", unit="epoch")
+    progress = tqdm(range(epochs), desc=desc, unit="epoch")
     for epoch in progress:
+        start = epoch * per_epoch
+        epoch_texts = encoded + [encoded_background[(start + i) % len(encoded_background)] for i in range(per_epoch)]
         # Batches of similar length cut padding; the order of batches is shuffled every epoch.
-        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), rng.random()))
+        order = sorted(range(len(epoch_texts)), key=lambda i: (len(epoch_texts[i]), rng.random()))
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         rng.shuffle(batches)
         losses = []
         for batch in batches:
-            width = max(len(encoded[i]) for i in batch)
+            width = max(len(epoch_texts[i]) for i in batch)
             input_ids = torch.full((len(batch), width), tokenizer.pad_token_id)
             attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
-                input_ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-                attention_mask[row, :len(encoded[i])] = 1
+                input_ids[row, :len(epoch_texts[i])] = torch.tensor(epoch_texts[i])
+                attention_mask[row, :len(epoch_texts[i])] = 1
             labels = input_ids.masked_fill(attention_mask == 0, -100)
             with torch.autocast(**mixed_precision):
                 loss = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
@@ -100,13 +127,16 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
     return epoch_losses
 
 
-def build_target(cfg: dict, texts: list[str], device, dtype) -> tuple:
+def build_target(cfg: dict, texts: dict[str, list[str]], device, dtype) -> tuple:
     """(model in `dtype` on `device`, tokenizer, per-epoch training losses or [] when nothing was trained). `cfg` is
-    params.yaml's `model` section."""
+    params.yaml's `model` section, `texts` training_texts(data). From scratch, every epoch memorises and learns the
+    next `train.background_fraction` of the background; a pretrained model had its background already and, with
+    `finetune`, only memorises."""
     if cfg["source"] == "scratch":
-        tokenizer = train_tokenizer(texts, cfg["scratch"]["vocab_size"])
+        tokenizer = train_tokenizer(texts["background"] + texts["memorise"], cfg["scratch"]["vocab_size"])
         model = build_model(cfg["scratch"], tokenizer, cfg["train"]["seed"])
         train = cfg["train"]
+        background, fraction = texts["background"], train["background_fraction"]
     else:
         finetune = cfg["finetune"]
         # fine-tuning keeps fp32 master weights; the model is cast to `dtype` afterwards
@@ -114,7 +144,7 @@ def build_target(cfg: dict, texts: list[str], device, dtype) -> tuple:
                                            cfg["trust_remote_code"], cfg["allow_pickle"])
         if not finetune:
             return model, tokenizer, []
-        train = {**finetune, "seed": cfg["train"]["seed"]}
-    epoch_losses = train_lm(model, tokenizer, texts, train["epochs"], train["lr"], train["batch_size"],
-                            train["seed"], device, dtype)
+        train, background, fraction = {**finetune, "seed": cfg["train"]["seed"]}, [], 0.0
+    epoch_losses = train_lm(model, tokenizer, texts["memorise"], train["epochs"], train["lr"], train["batch_size"],
+                            train["seed"], device, dtype, background, fraction)
     return model.to(dtype), tokenizer, epoch_losses

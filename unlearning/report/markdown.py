@@ -1,11 +1,13 @@
 """reports/report.md: the headline table first, then the methods, the layer sweep, the twelve numbers, the attacks,
-PII and MMLU by subject."""
+PII and MMLU by subject. Every score of the first four is shown with its bootstrap interval (intervals.py)."""
 from ..data.schema import SETS
 from ..evaluation.mia import ATTACKS
 from ..evaluation.pii import PII_KINDS
 from .summary import CELL_LABELS, cells
 
 KIND_NAMES = {"sc": "sentence completion, ROUGE-L recall", "qa": "QA, exact match"}
+FORMAT_NAMES = {"mc": "mc (the answer letter with the highest logit)",
+                "rc": "rc (the option with the highest log-likelihood per character)"}
 PLOTS = {"scores.png": "scores", "roc.png": "MIA ROC", "training.png": "RMU training", "methods.png": "methods",
          "sweep.png": "layer sweep", "sweep_tradeoff.png": "MMLU vs MIA score per triple",
          "sweep_heatmap.png": "twelve numbers per triple"}
@@ -15,6 +17,39 @@ def fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def with_interval(value: float, bounds, digits: int = 3) -> str:
+    """"0.935 [0.901, 0.962]": a score and its interval; "[n/a]" where the evaluation gives no interval."""
+    if bounds is None:
+        return f"{value:.{digits}f} [n/a]"
+    low, high = bounds
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def row_values(row: dict, keys, digits: int = 3) -> str:
+    """The cells of a table row: each key's value with its interval, " | " between them."""
+    return " | ".join(with_interval(row[key], row["intervals"].get(key), digits) for key in keys)
+
+
+def mmlu_label(metrics: dict) -> str:
+    """The general-knowledge column's name, with the format it was scored in: "MMLU (mc)" or "MMLU (rc)"."""
+    return f"MMLU ({metrics['before']['mmlu_format']})"
+
+
+def interval_note(metrics: dict) -> str:
+    """What the intervals are, for the sentence under the first table."""
+    bootstrap = metrics["bootstrap"]
+    note = (f"In brackets: the {bootstrap['confidence'] * 100:g}% {bootstrap['method']} bootstrap interval over "
+            f"documents, {bootstrap['resamples']} resamples (`report.resamples`, `report.confidence`): the documents "
+            "of each (set, task) stratum, the MIA members, the non-members and the MMLU questions are resampled "
+            "independently and every score recomputed from them; it shows how much a score could move with other "
+            "documents of the same kind, not the spread over seeds.")
+    runs = [metrics["before"], metrics["after"], *metrics["methods"].values(), *metrics["sweep"].values()]
+    if any(row["intervals"]["mmlu"] is None for row in runs):
+        note += (" [n/a]: the evaluation has no per-question MMLU results (mmlu/questions.jsonl; rerun its mmlu "
+                 "stage), so MMLU and the final score have no interval there.")
+    return note
+
+
 def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
     before, after = metrics["before"], metrics["after"]
     lines = [
@@ -22,21 +57,26 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
         "",
         f"Layers {metrics['layers']} (steered: {metrics['layers'][-1]}), alpha {metrics['alpha']}, "
         f"method {metrics['method']}, beta {metrics['beta']}. Data: {info['source']}, {metrics['split']} split. "
-        f"MMLU column: {mmlu_source}.",
+        f"{mmlu_label(metrics)} column: {mmlu_source}, scored as {FORMAT_NAMES.get(before['mmlu_format'], 'named')}.",
         "",
-        "| model | final score | task aggregate | MIA AUC | MIA score | MMLU |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| model | final score | task aggregate | MIA AUC | MIA score | {mmlu_label(metrics)} | member NLL "
+        "| non-member NLL |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in (("before (target)", before), ("after (unlearned)", after)):
-        lines.append(f"| {name} | {row['final']:.3f} | {row['task_aggregate']:.3f} | {row['mia_auc']:.3f} "
-                     f"| {row['mia_score']:.3f} | {row['mmlu']:.3f} |")
+        lines.append(f"| {name} | " + row_values(row, ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu",
+                                                        "member_mean_loss", "nonmember_mean_loss")) + " |")
     lines += [
+        "",
+        interval_note(metrics),
         "",
         "Final score = mean(task aggregate, MIA score, MMLU), as the official SemEval-2025 Task 4 evaluation. "
         "Task aggregate = harmonic mean of the twelve numbers below with every forget value replaced by 1 - x. "
-        "MIA score = 1 - 2|AUC - 0.5| for the loss attack (members: forget Task3 documents).",
+        "MIA score = 1 - 2|AUC - 0.5| for the loss attack (members: forget Task3 documents); member and non-member "
+        "NLL: the mean token NLL of those documents, whose gap the attack reads.",
         "",
     ]
+    lines += seed_section(metrics)
     lines += method_section(metrics)
     lines += sweep_section(metrics)
     lines += twelve_numbers_section(metrics)
@@ -51,17 +91,34 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
     return "\n".join(lines)
 
 
+def seed_section(metrics: dict) -> list[str]:
+    """The spread of the headline run over unlearning seeds: what a difference between two rows must beat."""
+    spread = metrics.get("seed_spread")
+    if not spread or len(spread["seeds"]) < 2:
+        return []
+    names = {"final": "final score", "task_aggregate": "task aggregate", "mia_score": "MIA score",
+             "mmlu": mmlu_label(metrics)}
+    lines = [f"Seed spread of the headline run over {len(spread['seeds'])} unlearning seeds "
+             f"({', '.join(map(str, spread['seeds']))}) on this target: mean ± sample std [min, max].", "",
+             "| | " + " | ".join(names.values()) + " |", "|---|" + "---:|" * len(names)]
+    lines.append("| over seeds | " + " | ".join(
+        f"{spread[key]['mean']:.3f} ± {spread[key]['std']:.3f} [{spread[key]['min']:.3f}, {spread[key]['max']:.3f}]"
+        for key in names) + " |")
+    return lines + [""]
+
+
 def method_section(metrics: dict) -> list[str]:
     lines = [
         f"## Methods (same target, layers {metrics['layers']}, {metrics['steps']} steps)",
         "",
-        "| method | final score | task aggregate | MIA score (loss) | MIA score (strongest other attack) | MMLU "
-        "| PII extracted, forget | PII extracted, retain |",
+        "| method | final score | task aggregate | MIA score (loss) | MIA score (strongest other attack) "
+        f"| {mmlu_label(metrics)} | PII extracted, forget | PII extracted, retain |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in {"target (before)": metrics["before"], **metrics["methods"]}.items():
-        lines.append(f"| {name} | {row['final']:.3f} | {row['task_aggregate']:.3f} | {row['mia_score']:.3f} "
-                     f"| {row['strongest_other_mia_score']:.3f} ({row['strongest_other_attack']}) | {row['mmlu']:.3f} "
+        lines.append(f"| {name} | {row_values(row, ('final', 'task_aggregate', 'mia_score'))} "
+                     f"| {row['strongest_other_mia_score']:.3f} ({row['strongest_other_attack']}) "
+                     f"| {row_values(row, ('mmlu',))} "
                      f"| {fmt(row['pii_extraction_forget'])} | {fmt(row['pii_extraction_retain'])} |")
     return lines + [
         "",
@@ -77,16 +134,19 @@ def sweep_section(metrics: dict) -> list[str]:
     lines = [
         "## Layer sweep (every triple with the same settings; the headline triple marked *)",
         "",
-        "Raw twelve numbers: F = forget (lower is better), R = retain (higher is better), 1-3 the task.",
+        "Raw twelve numbers: F = forget (lower is better), R = retain (higher is better), 1-3 the task. In brackets "
+        "the bootstrap intervals, as in the first table.",
         "",
-        "| layers | final score | task aggregate | MIA AUC | MIA score | MMLU | " + " | ".join(CELL_LABELS) + " |",
+        f"| layers | final score | task aggregate | MIA AUC | MIA score | {mmlu_label(metrics)} | "
+        + " | ".join(CELL_LABELS) + " |",
         "|---|" + "---:|" * (5 + len(CELL_LABELS)),
     ]
     triples = {triple_label(first, metrics["layers"]): row for first, row in metrics["sweep"].items()}
     for name, row in {"target (before)": metrics["before"], **triples}.items():
-        values = " | ".join(f"{v:.2f}" for _, v in cells(row["scores"]))
-        lines.append(f"| {name} | {row['final']:.3f} | {row['task_aggregate']:.3f} | {row['mia_auc']:.3f} "
-                     f"| {row['mia_score']:.3f} | {row['mmlu']:.3f} | {values} |")
+        values = " | ".join(with_interval(v, bounds, 2) for (_, v), (_, bounds)
+                            in zip(cells(row["scores"]), cells(row["intervals"]["scores"])))
+        lines.append(f"| {name} | " + row_values(row, ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu"))
+                     + f" | {values} |")
     return lines + [""]
 
 
@@ -101,17 +161,21 @@ def twelve_numbers_section(metrics: dict) -> list[str]:
                                                             else "")
     lines = ["## The twelve numbers (raw: on forget, lower means more forgotten)", "",
              f"Scored on the {metrics['split']} split, which was unlearned"
-             + (", and on the validation split, which was not: documents of the same kind the unlearning never saw."
-                if validation else "."), "",
+             + (", and on the validation split, which was not: documents of the same kind the unlearning never saw "
+                "(point values only)." if validation else ".")
+             + " In brackets the bootstrap intervals, as in the first table.", "",
              header, "|---|---|---|---:|---:|" + ("---:|---:|" if validation else "")]
-    columns = [cells(before["scores"]), cells(after["scores"])]
+    columns = [[with_interval(v, bounds) for (_, v), (_, bounds) in zip(cells(row["scores"]),
+                                                                       cells(row["intervals"]["scores"]))]
+               for row in (before, after)]
     if validation:
-        columns += [cells(before["validation"]["scores"]), cells(after["validation"]["scores"])]
-    for values in zip(*columns):
-        split, task, kind = values[0][0].split()
-        lines.append(f"| {split} | {task} | {KIND_NAMES[kind]} | " + " | ".join(f"{v:.3f}" for _, v in values) + " |")
+        columns += [[f"{v:.3f}" for _, v in cells(row["validation"]["scores"])] for row in (before, after)]
+    for (cell, _), *values in zip(cells(before["scores"]), *columns):
+        split, task, kind = cell.split()
+        lines.append(f"| {split} | {task} | {KIND_NAMES[kind]} | " + " | ".join(values) + " |")
     if validation:
-        lines.append(f"| | | task aggregate | {before['task_aggregate']:.3f} | {after['task_aggregate']:.3f} "
+        lines.append(f"| | | task aggregate | {row_values(before, ('task_aggregate',))} "
+                     f"| {row_values(after, ('task_aggregate',))} "
                      f"| {before['validation']['task_aggregate']:.3f} | {after['validation']['task_aggregate']:.3f} |")
     return lines + [""]
 

@@ -1,8 +1,10 @@
-"""The report's plots: matplotlib PNGs, and the CSVs behind DVC's interactive plots (dvc.yaml `plots:`)."""
+"""The report's plots: matplotlib PNGs, with the scores' bootstrap intervals as error bars, and the CSVs behind
+DVC's interactive plots (dvc.yaml `plots:`)."""
 import csv
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -10,7 +12,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 
 from ..evaluation.mia import ATTACKS  # noqa: E402
 from ..files import read_jsonl  # noqa: E402
-from .markdown import triple_label  # noqa: E402
+from .markdown import mmlu_label, triple_label  # noqa: E402
 from .summary import CELL_LABELS, RUN_COLUMNS, cells, run_row  # noqa: E402
 
 MODELS = {"target": "before (target)", "unlearned": "after (unlearned)"}
@@ -34,6 +36,13 @@ def read_tsv_column(path: Path, column: str) -> list[float]:
         return [float(row[column]) for row in csv.DictReader(f, delimiter="\t")]
 
 
+def error_bars(values: list, bounds: list) -> np.ndarray:
+    """matplotlib's yerr (2, n): how far each interval reaches below and above its value (nan, no bar, where a value
+    has no interval; never negative, should an interval miss its value)."""
+    return np.array([[max(0.0, value - b[0]), max(0.0, b[1] - value)] if b is not None else [np.nan, np.nan]
+                     for value, b in zip(values, bounds)]).reshape(-1, 2).T
+
+
 def plot_scores(metrics: dict, path: Path) -> None:
     labels = [cell for cell, _ in cells(metrics["before"]["scores"])]
     fig, ax = plt.subplots(figsize=(10, 4.5))
@@ -41,12 +50,15 @@ def plot_scores(metrics: dict, path: Path) -> None:
     for offset, (key, name) in zip((-width / 2, width / 2), (("before", MODELS["target"]),
                                                              ("after", MODELS["unlearned"]))):
         values = [v for _, v in cells(metrics[key]["scores"])]
-        ax.bar([i + offset for i in range(len(labels))], values, width, label=name)
+        bounds = [b for _, b in cells(metrics[key]["intervals"]["scores"])]
+        ax.bar([i + offset for i in range(len(labels))], values, width, label=name,
+               yerr=error_bars(values, bounds), capsize=2, error_kw={"lw": 0.8})
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_ylim(0, 1.25)  # headroom for the legend above the bars
     ax.set_ylabel("ROUGE-L recall (sc) / exact match (qa)")
     ax.axvline(5.5, color="grey", lw=0.8)
-    ax.set_title("Forget (left: lower is better) and retain (right: higher is better)")
+    ax.set_title("Forget (left: lower is better) and retain (right: higher is better); bars: bootstrap intervals",
+                 fontsize=10)
     ax.legend(loc="upper center", ncol=2)
     save_figure(fig, path)
 
@@ -98,10 +110,14 @@ def plot_methods(metrics: dict, path: Path) -> None:
     width = 0.8 / len(rows)
     for i, (name, row) in enumerate(rows.items()):
         values = [row[key] or 0.0 for key in METHOD_BARS]
-        ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(METHOD_BARS))], values, width, label=name)
-    ax.set_xticks(range(len(METHOD_BARS)), list(METHOD_BARS.values()))
+        bounds = [row["intervals"].get(key) for key in METHOD_BARS]
+        ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(METHOD_BARS))], values, width, label=name,
+               yerr=error_bars(values, bounds), capsize=2, error_kw={"lw": 0.8})
+    ax.set_xticks(range(len(METHOD_BARS)), [mmlu_label(metrics) if key == "mmlu" else label
+                                            for key, label in METHOD_BARS.items()])
     ax.set_ylim(0, 1.3)
-    ax.set_title("Methods on the same target and batches (higher is better, except PII extracted)")
+    ax.set_title("Methods on the same target and batches (higher is better, except PII extracted); bars: bootstrap "
+                 "intervals", fontsize=10)
     ax.legend(loc="upper center", ncol=len(rows), fontsize=8)
     save_figure(fig, path)
 
@@ -115,11 +131,15 @@ def plot_sweep(metrics: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(14, 3.6), sharex=True)
     for ax, (key, title) in zip(axes, SWEEP_PANELS.items()):
         values = [row[key] for row in metrics["sweep"].values()]
-        ax.plot(firsts, values, marker="o", label="unlearned")
+        bounds = [row["intervals"][key] for row in metrics["sweep"].values()]
+        ax.errorbar(firsts, values, yerr=error_bars(values, bounds), marker="o", capsize=3, label="unlearned")
         ax.plot([headline], [metrics["sweep"][str(headline)][key]], marker="*", ms=14, ls="", color="C1",
                 label=f"headline {metrics['layers']}")
-        ax.axhline(metrics["before"][key], color="grey", ls="--", lw=1, label="target (before)")
-        ax.set_title(title)
+        before = metrics["before"]
+        ax.axhline(before[key], color="grey", ls="--", lw=1, label="target (before)")
+        if before["intervals"][key] is not None:
+            ax.axhspan(*before["intervals"][key], color="grey", alpha=0.15, lw=0, label="target's interval")
+        ax.set_title(mmlu_label(metrics) if key == "mmlu" else title)
         ax.set_xlabel("first layer of the triple")
         ax.set_ylim(-0.05, 1.05)
     axes[0].legend(loc="best", fontsize=8)
@@ -129,13 +149,15 @@ def plot_sweep(metrics: dict, path: Path) -> None:
 def plot_sweep_tradeoff(metrics: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for first, row in metrics["sweep"].items():
-        ax.scatter(row["mia_score"], row["mmlu"], color="C0")
+        ax.errorbar(row["mia_score"], row["mmlu"], marker="o", color="C0", lw=0.8, capsize=2,
+                    xerr=error_bars([row["mia_score"]], [row["intervals"]["mia_score"]]),
+                    yerr=error_bars([row["mmlu"]], [row["intervals"]["mmlu"]]))
         ax.annotate(triple_label(first, metrics["layers"]), (row["mia_score"], row["mmlu"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
     ax.scatter(metrics["before"]["mia_score"], metrics["before"]["mmlu"], marker="x", color="grey",
                label="target (before)")
     ax.set_xlabel("MIA score (1 = attack at chance)")
-    ax.set_ylabel("MMLU accuracy")
+    ax.set_ylabel(f"{mmlu_label(metrics)} accuracy")
     ax.set_xlim(-0.05, 1.05)
     ax.set_title("Per triple: general knowledge vs membership privacy", fontsize=10)
     ax.legend(loc="best", fontsize=8)

@@ -1,17 +1,21 @@
 """The summary of every run's evaluation: what reports/metrics.json holds (DVC metrics), from the evaluation
-directories of the target, the headline run, the sweep's triples and the methods."""
+directories of the target, the headline run, the sweep's triples and the methods, each score with its bootstrap
+interval (intervals.py) under "intervals"."""
+import statistics
 from pathlib import Path
 
 from ..data.schema import KINDS, SETS, TASKS
 from ..evaluation.pii import PII_KINDS
 from ..evaluation.scoring import final_score
 from ..files import read_json
+from .intervals import SEED, model_intervals
 
 CELL_LABELS = [f"{s[0].upper()}{task[-1]} {kind}" for s in SETS for task in TASKS for kind in KINDS]
 
 
-def model_summary(eval_dir: Path) -> dict:
-    """Every number of one model's evaluation, with the final SemEval score."""
+def model_summary(eval_dir: Path, resamples: int, confidence: float) -> dict:
+    """Every number of one model's evaluation, with the final SemEval score, and the bootstrap intervals of the
+    scores (`resamples` resamples, `confidence` level)."""
     task = read_json(eval_dir / "task" / "scores.json")
     pii = read_json(eval_dir / "task" / "pii.json")
     mia = read_json(eval_dir / "mia" / "mia.json")
@@ -24,6 +28,9 @@ def model_summary(eval_dir: Path) -> dict:
         "mia_auc": mia["auc"],
         "mia_score": mia["score"],
         "mmlu": mmlu["accuracy"],
+        "mmlu_format": mmlu.get("format", "mc"),  # evaluations from before mmlu.format were all mc
+        "member_mean_loss": mia["member_mean_loss"],
+        "nonmember_mean_loss": mia["nonmember_mean_loss"],
         "strongest_other_attack": strongest_other,
         "strongest_other_mia_score": mia["attacks"][strongest_other]["score"],
         "pii_extraction_forget": pii["forget"]["any"]["rate"],
@@ -33,6 +40,7 @@ def model_summary(eval_dir: Path) -> dict:
         "attacks": mia["attacks"],
         "pii": {split: {kind: {k: pii[split][kind][k] for k in ("documents", "extracted", "rate")}
                         for kind in (*PII_KINDS, "any")} for split in SETS},
+        "intervals": model_intervals(eval_dir, resamples, confidence),
     }
     if "validation" in task:
         summary["validation"] = task["validation"]
@@ -45,7 +53,16 @@ RUN_COLUMNS = ("final", "task_aggregate", "mia_auc", "mia_score", "strongest_oth
 
 
 def run_row(summary: dict) -> dict:
-    return {key: summary[key] for key in (*RUN_COLUMNS, "strongest_other_attack")}
+    """A row of the method table: the run's columns and the intervals of those that have one."""
+    return {**{key: summary[key] for key in (*RUN_COLUMNS, "strongest_other_attack")},
+            "intervals": {key: summary["intervals"][key] for key in RUN_COLUMNS if key in summary["intervals"]}}
+
+
+def sweep_row(summary: dict) -> dict:
+    """A row of the sweep table: a method row with the twelve numbers, and their intervals."""
+    row = run_row(summary)
+    return {**row, "scores": summary["scores"],
+            "intervals": {**row["intervals"], "scores": summary["intervals"]["scores"]}}
 
 
 def sweep_runs(sweep: list[int], layers: list[int]) -> dict[int, str]:
@@ -69,18 +86,39 @@ def cells(scores: dict):
                 yield f"{split} {task} {kind}", scores[split][task][kind]
 
 
+SPREAD_COLUMNS = ("final", "task_aggregate", "mia_score", "mmlu")
+
+
+def seed_spread(rows: dict[int, dict]) -> dict:
+    """Mean, sample standard deviation and range of each headline column over the unlearning seeds (seed -> run row):
+    how far two runs that differ only in their random draws land apart."""
+    spread = {"seeds": sorted(rows)}
+    for column in SPREAD_COLUMNS:
+        values = [rows[seed][column] for seed in sorted(rows)]
+        spread[column] = {"mean": statistics.fmean(values),
+                          "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                          "min": min(values), "max": max(values)}
+    return spread
+
+
 def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: str, beta, steps: int, min_k: float,
-                  sweep: list[int], methods: list[str], baselines: list[str]) -> dict:
+                  sweep: list[int], methods: list[str], baselines: list[str], resamples: int,
+                  confidence: float, seed: int = 0, seeds: list[int] = ()) -> dict:
     """metrics.json: the settings the report names, the target ("before") and the headline run ("after") in full,
-    a row per method and per triple."""
+    a row per method and per triple, every score with its interval (`resamples`, `confidence`: `report.*`)."""
     triples, method_table = sweep_runs(sweep, layers), method_runs(method, methods, baselines)
-    summaries = {run: model_summary(Path(eval_dir) / run)
-                 for run in {"target", *triples.values(), *method_table.values()}}
+    seed_runs = {seed: "unlearned", **{other: f"seed/{other}" for other in seeds if other != seed}}
+    summaries = {run: model_summary(Path(eval_dir) / run, resamples, confidence)
+                 for run in sorted({"target", *triples.values(), *method_table.values(), *seed_runs.values()})}
     return {
         "split": split, "layers": layers, "alpha": alpha, "method": method, "beta": beta, "steps": steps,
-        "min_k": min_k, "before": summaries["target"], "after": summaries["unlearned"],
+        "min_k": min_k,
+        "bootstrap": {"method": "percentile", "over": "documents", "resamples": resamples, "confidence": confidence,
+                      "seed": SEED},
+        "before": summaries["target"], "after": summaries["unlearned"],
         "methods": {name: run_row(summaries[run]) for name, run in method_table.items()},
         # keys are strings so that metrics.json round-trips through JSON unchanged
-        "sweep": {str(first): {**run_row(summaries[run]), "scores": summaries[run]["scores"]}
-                  for first, run in triples.items()},
+        "sweep": {str(first): sweep_row(summaries[run]) for first, run in triples.items()},
+        "seeds": {str(other): run_row(summaries[run]) for other, run in sorted(seed_runs.items())},
+        "seed_spread": seed_spread({other: summaries[run] for other, run in seed_runs.items()}),
     }
