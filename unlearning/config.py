@@ -311,7 +311,7 @@ SCHEMA = {
                            "reference code)"),
         "lr": Param(0.02, Number(minimum=0, exclusive=True),
                     "RMU's AdamW lr (the paper's 5e-5 moves nothing in this tiny model: docs/results.md)"),
-        "steps": Param(1200, Number(minimum=1, integer=True), "optimiser steps, every method"),
+        "steps": Param(600, Number(minimum=1, integer=True), "optimiser steps, every method"),
         "batch_size": Param(4, Number(minimum=1, integer=True), "texts per forget and per retain batch, every method"),
         "max_length": Param(256, Number(minimum=1, integer=True), "tokens per text, every method"),
         "seed": Param(0, Number(integer=True), "batch order and RMU's control vectors, every method"),
