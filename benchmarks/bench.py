@@ -86,7 +86,9 @@ def main():
           f"threads, torch {torch.__version__}")
     larger = dict(PARAMS["model"]["scratch"], num_hidden_layers=16, hidden_size=512, intermediate_size=2048,
                   num_attention_heads=8)
-    rows = [bench_rmu("default (32 layers, d=64)", PARAMS["model"]["scratch"], PARAMS["layers"], tokenizer, forget,
+    default = PARAMS["model"]["scratch"]
+    name = f"default ({default['num_hidden_layers']} layers, d={default['hidden_size']})"
+    rows = [bench_rmu(name, default, PARAMS["layers"], tokenizer, forget,
                       retain, steps=24),
             bench_rmu("larger (16 layers, d=512)", larger, [13, 14, 15], tokenizer, forget, retain, steps=12)]
     print("\n| model | layers | reference steps/s | fast steps/s | fast / reference | fast step / floor |")

@@ -39,8 +39,8 @@ def params_read(args) -> tuple[str, ...]:
     a further variant its method, a further seed its seed."""
     layers = () if args.first_layer is not None else ("layers",)
     method = () if args.method is not None else ("unlearn.method",)
-    run_params = tuple(key for key in RUN_PARAMS if not (args.seed is not None and key == "unlearn.seed"))
-    return run_params + layers + method + RMU_KEYS
+    run = tuple(key for key in RUN_PARAMS if args.seed is None or key != "unlearn.seed")
+    return run + layers + method + RMU_KEYS
 
 
 @exit_on_error
@@ -56,7 +56,7 @@ def main(argv=None):
         layers = layer_triple([first, first + 1, first + 2], num_decoder_layers(args.target), "a `sweep` triple")
     else:
         layers = layer_triple(params["layers"], num_decoder_layers(args.target))
-    cfg = method_settings(name, params, [key for key in RUN_PARAMS + RMU_KEYS if key in params_read(args)])
+    cfg = method_settings(name, params, params_read(args))  # unlearn.method, where read, is `name`
     if args.seed is not None:
         cfg["seed"] = args.seed
     model, tokenizer, forget, retain = load_run(args.data, params["data.split"], args.target, params["device"],

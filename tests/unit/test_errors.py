@@ -101,6 +101,7 @@ CASES = [
      "`unlearn.method` is 'Adaptive RMU'; use a method name such as adaptive_rmu"),
     ("unlearn", None, {"sweep": [0, "8"]}, None, "`sweep` is [0, '8']; use a list of distinct first layers"),
     ("unlearn", None, {"sweep": [4, 4]}, None, "`sweep` is [4, 4]; use a list of distinct first layers"),
+    ("unlearn", None, {"seeds": [1, 1]}, None, "`seeds` is [1, 1]; use a list of distinct integers"),
     ("unlearn", None, {"methods": ["rmu", "rmu"]}, None,
      "`methods` is ['rmu', 'rmu']; use a list of distinct method names"),
     ("unlearn_method@ga", None, {"methods": ["rmu", "ga"]}, None,

@@ -150,12 +150,15 @@ def test_families_depend_on_their_own_keys_only():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     rmu_only = {"alpha", "unlearn.engine", "unlearn.beta", "unlearn.steering_coeff", "unlearn.direction", "unlearn.lr"}
     output_loss_only = {"unlearn.baseline_params", "unlearn.baseline_lr", "unlearn.retain_weight", "unlearn.npo_beta"}
-    for name in ("unlearn", "unlearn_sweep", "unlearn_method"):
+    for name in ("unlearn", "unlearn_sweep", "unlearn_seed", "unlearn_method"):
         keys = set(stages[name].get("do", stages[name])["params"])
         assert rmu_only <= keys and not keys & output_loss_only, name
     keys = set(stages["unlearn_baseline"]["do"]["params"])
     assert output_loss_only <= keys and not keys & rmu_only
     assert "layers" not in stages["unlearn_sweep"]["do"]["params"]  # a triple's layers are in its command
+    # a further seed's seed is in its command: unlearn.seed changes the headline, not unlearn_seed@S
+    assert "unlearn.seed" not in stages["unlearn_seed"]["do"]["params"]
+    assert "unlearn.seed" in stages["unlearn"]["params"]
 
 
 def test_a_stage_reading_a_key_it_did_not_declare_is_stopped(tmp_path):

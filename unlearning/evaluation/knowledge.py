@@ -9,7 +9,8 @@ from .token_stats import document_losses
 def knowledge_checks(model, tokenizer, data: dict, batch: int, mmlu_k: int, mmlu_format: str = "auto") -> dict:
     """What the target model knows: the scored rows, the MMLU-format set (when the source has one: the builtin set
     of the prepared data, so `auto` is rc there) and the loss attack. `batch` is the training batch size and the
-    generation length comes from the data, so changing evaluation params never retrains the target."""
+    generation length comes from the data, so of the evaluation params only `mmlu.k` and `mmlu.format` retrain the
+    target."""
     rows = data["forget_train"] + data["retain_train"]
     # Room for the longest answer and then some: a memorised row ends with EOS well before this.
     max_new_tokens = max(len(tokenizer(row["output"])["input_ids"]) for row in rows) + 16

@@ -60,8 +60,8 @@ def build_model(scratch: dict, tokenizer, seed: int) -> OlmoForCausalLM:
 
 
 def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_size: int, seed: int,
-             device, compute_dtype=torch.float32, background: list[str] = (), background_fraction: float = 0.0,
-             desc: str = "train target") -> list[float]:
+             device, compute_dtype=torch.float32, background: list[str] = (),
+             background_fraction: float = 0.0) -> list[float]:
     """Causal-LM training on whole texts + EOS, one text per row, pads masked; AdamW with cosine decay.
     Every epoch trains on all of `texts` and on the next `background_fraction` of `background` (shuffled once,
     taken in turn), so the model keeps learning the background while it memorises, as pretraining data is mixed
@@ -77,7 +77,7 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
     encoded, encoded_background = encode(texts), encode(background)
     rng.shuffle(encoded_background)
     per_epoch = round(background_fraction * len(encoded_background))
-    print(f"{desc}: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts "
+    print(f"target: {model.num_parameters() / 1e6:.2f}M parameters, {len(texts)} texts "
           f"({sum(map(len, encoded))} tokens) and {per_epoch} of {len(background)} background texts an epoch")
     mixed_precision = dict(device_type=torch.device(device).type, dtype=compute_dtype,
                            enabled=compute_dtype != torch.float32)
@@ -91,7 +91,7 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
     epoch_losses, step = [], 0
-    progress = tqdm(range(epochs), desc=desc, unit="epoch")
+    progress = tqdm(range(epochs), desc="train target", unit="epoch")
     for epoch in progress:
         start = epoch * per_epoch
         epoch_texts = encoded + [encoded_background[(start + i) % len(encoded_background)] for i in range(per_epoch)]
