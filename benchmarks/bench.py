@@ -6,7 +6,10 @@ RMU: steps per second of the reference engine (whole model every step, frozen co
 engine (cached inputs, layers l-2..l only), on the default model (params.yaml `model.scratch`, layers 29-31) and
 on a larger random OLMo; and the fast step's time as a ratio to the floor, a bare forward + backward of the three
 layers on the same forget and retain batches. Evaluation: rows per second of one-at-a-time vs batched greedy
-generation on the default model. Models are random-initialised (speed does not depend on what they know).
+generation on the default model. Models are random-initialised (speed does not depend on what they know), except
+in the last table: model.generate against the compact engine (finished rows leave the batch) on the pipeline's
+own target and unlearned model, scoring the default's 400 rows as the evaluate stage does (when `dvc repro` has
+built them): where rows stop is what the compact engine saves, and only trained models stop.
 """
 import platform
 import statistics
@@ -76,6 +79,31 @@ def bench_generation(tokenizer, prompts: list[str], max_new_tokens: int, batch_s
     return rates
 
 
+def bench_compact(root: Path) -> list[dict]:
+    """Rows per second of the task score's generation (evaluate.max_new_tokens, evaluate.batch_size) with
+    model.generate and with the compact engine, on the pipeline's target and unlearned model; the strings must
+    agree."""
+    from unlearning.data.prepared import prepared_split
+    from unlearning.models.delta import load_target_or_delta
+    rows = prepared_split(root / "data/prepared", "forget_train") + prepared_split(root / "data/prepared",
+                                                                                   "retain_train")
+    prompts = [row["input"] for row in rows]
+    results = []
+    for name in ("target", "unlearned"):
+        model, tokenizer = load_target_or_delta(root / "models/target", root / "models" / name, "cpu", "float32", False)
+        seconds, texts = {}, {}
+        for engine in ("generate", "compact"):
+            start = time.perf_counter()
+            texts[engine] = greedy_generate(model, tokenizer, prompts, PARAMS["evaluate"]["max_new_tokens"],
+                                            PARAMS["evaluate"]["batch_size"], desc=f"{name} ({engine})",
+                                            engine=engine)
+            seconds[engine] = time.perf_counter() - start
+        if texts["generate"] != texts["compact"]:
+            raise SystemExit(f"{name}: the compact engine's generations differ from model.generate's")
+        results.append({"model": name, "rows": len(prompts), **seconds})
+    return results
+
+
 def main():
     torch.manual_seed(0)
     data = generate(PARAMS["data"]["synthetic"], PARAMS["data"]["seed"])
@@ -103,6 +131,15 @@ def main():
     for label, rate in rates.items():
         print(f"| {label} | {rate:.2f} |")
     print(f"| batched / one at a time | {batched / one:.1f}x |")
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "models/unlearned/delta.json").exists():
+        print("\ncompact vs generate: skipped, the pipeline's models are not built (run `dvc repro` first)")
+        return
+    print(f"\n| task-score generation, the pipeline's models | rows | generate rows/s | compact rows/s | compact / "
+          "generate |\n|---|---:|---:|---:|---:|")
+    for r in bench_compact(root):
+        print(f"| {r['model']} | {r['rows']} | {r['rows'] / r['generate']:.1f} | {r['rows'] / r['compact']:.1f} | "
+              f"{r['generate'] / r['compact']:.2f}x (same strings) |")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,11 @@ def write_run(history: dict, model, target, out: Path, live: Path) -> None:
     """The run's DVCLive directory (forget and retain loss per step, the steering coefficients) and its delta."""
     with atomic_output(live) as live_path:
         with Live(dir=str(live_path), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
-            for forget_loss, retain_loss in zip(history["forget_loss"], history["retain_loss"]):
+            # step set directly, not next_step(): that rewrites the summary and syncs on every call (2 s a run)
+            for step, (forget_loss, retain_loss) in enumerate(zip(history["forget_loss"], history["retain_loss"])):
+                logger.step = step
                 logger.log_metric("forget_loss", forget_loss, plot=True)
                 logger.log_metric("retain_loss", retain_loss, plot=True)
-                logger.next_step()
             logger.summary["steering_coeff"] = dict(sorted(history["coefficients"].items()))
     with atomic_output(out) as delta:
         save_delta(model, history["tensors"], target, delta)

@@ -1,13 +1,16 @@
+import copy
 import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from helpers import assert_one_error_line, dvc_command, params_with
 
 from stages import evaluate, mia, mmlu
 from unlearning import config
-from unlearning.evaluation.generation import greedy_generate
+from unlearning.evaluation import generation
+from unlearning.evaluation.generation import greedy_generate, plain_greedy
 from unlearning.evaluation.mia import ATTACKS, mia_metrics
 from unlearning.evaluation.mmlu import BUILTIN, build_prompt, format_example, format_subject, mmlu_accuracy
 from unlearning.evaluation.task import evaluate_task
@@ -67,8 +70,73 @@ def test_generation_stays_within_the_context(tiny, monkeypatch):
     long_prompt = " ".join(SENTENCES[:1] * 40)
     while len(tokenizer.encode(long_prompt, add_special_tokens=False)) > MAX_POSITIONS - 4:
         long_prompt = long_prompt[:-8]  # leaves room for only a few new tokens, so the test stays fast
-    greedy_generate(model, tokenizer, [long_prompt, PROMPTS[0]], max_new_tokens=10_000, batch_size=2)
+    greedy_generate(model, tokenizer, [long_prompt, PROMPTS[0]], max_new_tokens=10_000, batch_size=2,
+                    engine="generate")
     assert len(output_lengths) == 1 and output_lengths[0] <= MAX_POSITIONS
+    compact_lengths = []
+    compact_greedy = generation.compact_greedy
+
+    def recording_compact_greedy(model, input_ids, *args):
+        continuations = compact_greedy(model, input_ids, *args)
+        compact_lengths.extend(input_ids.shape[1] + len(ids) for ids in continuations)
+        return continuations
+
+    monkeypatch.setattr(generation, "compact_greedy", recording_compact_greedy)
+    greedy_generate(model, tokenizer, [long_prompt, PROMPTS[0]], max_new_tokens=10_000, batch_size=2)
+    assert compact_lengths and max(compact_lengths) <= MAX_POSITIONS
+
+
+def eos_mid_generation(model, tokenizer):
+    """A copy of the tokenizer whose EOS is a token greedy decoding emits mid-way in some rows and never in others,
+    so rows stop at different steps."""
+    continuations = [tokenizer.encode(text, add_special_tokens=False)
+                     for text in greedy_generate(model, tokenizer, PROMPTS, 12, len(PROMPTS), engine="generate")]
+    for token in sorted({t for ids in continuations for t in ids[1:-2]}):
+        stops = [token in ids[:-2] for ids in continuations]
+        if any(stops) and not all(stops):
+            stopping = copy.deepcopy(tokenizer)
+            stopping.eos_token = tokenizer.convert_ids_to_tokens(token)
+            return stopping
+    pytest.fail("no token stops some rows and not others; change PROMPTS")
+
+
+def sharp_attention_model(tokenizer, seed: int):
+    """The default architecture with random weights whose queries and keys are scaled up: freshly initialised
+    attention is nearly uniform, so a wrong position or mask would change nothing; sharp attention makes the
+    tokens depend on both."""
+    model = build_model(config.defaults()["model"]["scratch"], tokenizer, seed=seed).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("q_proj.weight", "k_proj.weight")):
+                param.mul_(30)
+    return model
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_compact_greedy_matches_generate(tiny, seed):
+    """Dropping finished rows from the batch and the KV cache changes no string: left padding, rows stopping at
+    different steps, and rows running to max_new_tokens, on the default architecture."""
+    _, tokenizer = tiny
+    model = sharp_attention_model(tokenizer, seed)
+    stopping = eos_mid_generation(model, tokenizer)
+    reference = greedy_generate(model, stopping, PROMPTS, 12, len(PROMPTS), engine="generate")
+    compact = greedy_generate(model, stopping, PROMPTS, 12, len(PROMPTS))
+    assert compact == reference
+    assert len({len(text) for text in compact}) > 1
+
+
+def test_generation_config_with_processors_goes_through_generate(tiny):
+    """A generation config that asks for more than argmax (here a repetition penalty) is honoured: the compact
+    engine steps aside for model.generate."""
+    _, tokenizer = tiny
+    model = build_model(config.defaults()["model"]["scratch"], tokenizer, seed=1).eval()
+    assert plain_greedy(model)
+    plain = greedy_generate(model, tokenizer, PROMPTS, 12, len(PROMPTS))
+    model.generation_config.repetition_penalty = 5.0
+    assert not plain_greedy(model)
+    penalised = greedy_generate(model, tokenizer, PROMPTS, 12, len(PROMPTS))
+    assert penalised == greedy_generate(model, tokenizer, PROMPTS, 12, len(PROMPTS), engine="generate")
+    assert penalised != plain
 
 
 def test_document_losses_batched_match_single(tiny):
