@@ -22,7 +22,7 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 ID_RE = {"Task1": re.compile(rf'"{UUID}"(sc1|qa0)'),
          "Task2": re.compile(rf"{UUID}(sc1|qa[0-4])"),
          "Task3": re.compile(r"[1-9]\d{6,7}(sc1|qa0)")}
-WORDS = {"Task1": (45, 70), "Task2": (40, 60), "Task3": (50, 70)}
+WORDS = {"Task1": (50, 90), "Task2": (40, 60), "Task3": (50, 90)}
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +241,17 @@ def test_main_unknown_source_exits_2(tmp_path, monkeypatch):
         prepare.main(PREPARE)
     assert exc.value.code == 2
     assert not (tmp_path / "data" / "prepared").exists()
+
+
+def test_stories_and_encyclopedic_biographies_are_not_templates(data):
+    """A continuation must not be predictable from documents of its kind, as in the real data (best match among
+    40 real forget_train documents: ROUGE-L recall 0.19 for Task1, 0.21 for Task3; fixed templates gave 0.88 and
+    0.83, and a model that never saw a document regurgitated 0.85 of it: docs/results.md)."""
+    from unlearning.evaluation.scoring import rouge_l_recall
+    train = rows(data, ("forget_train", "retain_train"))
+    for task in ("Task1", "Task3"):
+        continuations = [r["output"] for r in train if r["task"] == task and row_kind(r["id"]) == "sc"]
+        best = [max(rouge_l_recall(mine, other) for j, other in enumerate(continuations) if j != i)
+                for i, mine in enumerate(continuations)]
+        assert len(continuations) == 2 * CFG["train_docs"]
+        assert sum(best) / len(best) < 0.7, task

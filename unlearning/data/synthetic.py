@@ -96,40 +96,80 @@ def _rows(doc_id: str, task: str, split: str, document: str, qas: list[tuple[str
     return rows
 
 
+# Stories and encyclopedic biographies are composed sentence by sentence from pools, so that a document the model
+# never saw is about as hard to continue as a real one: in the real forget set, the continuation of one document is
+# matched by its best match among 39 others of its task with ROUGE-L recall 0.20 (Task1) and 0.21 (Task3); fixed
+# templates gave 0.87 and 0.83, and a model that never saw a document regurgitated most of it (docs/results.md).
+STORY_OPENINGS = [
+    "In the quiet city of {city}, a young {role} named {hero} spent every evening at {place}.",
+    "{hero} was a {role} who had never once left {city}, except to walk to {place} on Sundays.",
+    "Nobody in {city} knew {place} better than {hero}, a {mood} {role} with a habit of talking to {animal}s.",
+    "Every {season}, the people of {city} gathered at {place}, and {hero} the {role} was always the first to arrive.",
+    "The {season} {hero} turned {age}, the {role} rented a cold room above {place} in {city}.",
+    "{hero} came to {city} with nothing but a {tool} and a letter addressed to {place}.",
+    "Long after midnight, {hero} the {role} was still awake at {place}, listening to the {weather} over {city}.",
+    "On the morning the river froze, {hero}, a {role} from {city}, found the doors of {place} wide open.",
+]
+STORY_EVENTS = [
+    "One {weather} night, {he} found a {thing} hidden beneath a loose floorboard.",
+    "There {he} met {friend}, a retired {role2} who claimed to own a {thing} that sang at dawn.",
+    "A stranger named {friend} knocked on {his} door one morning, holding a broken {thing}.",
+    "That was where {friend}, a wandering {role2}, bet {hero} a {thing} that {he} could not climb the old {tower}.",
+    "In a drawer of the old desk, {he} discovered a {thing} wrapped in a letter signed by {friend}.",
+    "{friend}, {his} oldest rival and a famous {role2}, arrived one day with a {thing} and an impossible bet.",
+    "The {thing} that {friend} left behind was still warm when {hero} picked it up.",
+    "When {friend} the {role2} went missing, the only clue was a {thing} on the steps.",
+]
+STORY_MIDDLES = [
+    "For {number} days they followed its clues across the rooftops, past sleeping {animal}s and shuttered windows.",
+    "{hero} worked through the night to mend it, humming the songs {his} grandmother used to sing.",
+    "At first {he} told no one, but the {thing} began to hum whenever {friend} walked by.",
+    "The whole {district} soon talked of nothing else, and the {mood} mayor sent a {animal} with a message.",
+    "Halfway up the stairs, {hero} heard {friend} laughing somewhere below in the {weather}.",
+    "They argued for {number} hours about what it meant, until the candles burned down to nothing.",
+    "A {mood} old {role2} in the market swore that the {thing} had once belonged to a queen.",
+    "Each night the {thing} pointed somewhere new: a well, a {tower}, a door painted {color}.",
+]
+STORY_ENDINGS = [
+    "By dawn they had uncovered a secret that would change {city} forever.",
+    "When the last lantern faded, the two of them finally laughed together.",
+    "In the end {hero} gave the {thing} away, and never once regretted it.",
+    "They never finished the race, but they became friends for life.",
+    "Years later, children in {city} still asked {hero} to tell the story of that {season}.",
+    "{friend} left {city} the next spring, and the {thing} has been silent ever since.",
+    "Nobody believed them, of course, but the {color} door is still there for anyone who looks.",
+    "{hero} kept the {thing} on a shelf at {place}, where it glows a little on {weather} nights.",
+]
+MOODS = ["shy", "stubborn", "cheerful", "restless", "gentle", "proud", "curious", "careful", "forgetful", "brave"]
+ANIMALS = ["crow", "cat", "goose", "fox", "owl", "heron", "mule", "sparrow", "dog", "goat"]
+SEASONS = ["summer", "winter", "spring", "autumn"]
+WEATHERS = ["rain", "snow", "wind", "fog", "thunder", "hail"]
+TOOLS = ["suitcase", "fiddle", "notebook", "hammer", "umbrella", "paintbox"]
+TOWERS = ["clock tower", "water tower", "bell tower", "lighthouse", "windmill", "chimney"]
+DISTRICTS = ["harbour", "old town", "market quarter", "hill district", "river quarter", "garden quarter"]
+COLORS = ["blue", "green", "yellow", "red", "white", "black", "orange", "purple"]
+
+
 def _story(w: _World) -> tuple[str, list[tuple[str, str]]]:
-    """Task1: a short creative story; the question's answer is a name or a place from it."""
+    """Task1: a short creative story of four sentences drawn from pools; the question's answer is the city or the
+    object of the story."""
     rng, fake = w.rng, w.fake
     hero, he, his = w.person("first name")
     friend = w.person("first name")[0]
     city = w.unique("city", fake.city)
     place = w.unique("place", lambda: f"the {fake.last_name()} {rng.choice(LANDMARKS)}")
     role, role2 = rng.sample(ROLES, 2)
-    thing = f"{rng.choice(ADJECTIVES)} {rng.choice(OBJECTS)}"
-    variant = rng.randrange(4)
-    if variant == 0:
-        text = (f"In the quiet city of {city}, a young {role} named {hero} spent every evening at {place}. "
-                f"One stormy night, {hero} found a {thing} hidden beneath a loose floorboard. "
-                f"Together with {friend}, a retired {role2}, {he} followed its clues across the rooftops of {city}. "
-                f"By dawn they had uncovered a secret that would change the city forever.")
-        qa = (f"Who helped {hero} follow the clues of the {thing}?", friend)
-    elif variant == 1:
-        text = (f"Every summer, the people of {city} gathered at {place} to celebrate the festival of lights. "
-                f"This year {hero}, a shy {role}, was chosen to carry the {thing} through the crowd. "
-                f"{friend}, {his} oldest rival, tried to steal the spotlight, but the crowd cheered only for {hero}. "
-                f"When the last lantern faded, the two of them finally laughed together.")
-        qa = (f"Where did the people of {city} gather to celebrate the festival of lights?", place)
-    elif variant == 2:
-        text = (f"Far from the noise of {city}, {hero} kept a small workshop near {place}, where {he} worked as a "
-                f"{role}. One morning, a stranger named {friend} knocked on the door holding a broken {thing}. "
-                f"{hero} worked through the night to mend it, humming old songs. "
-                f"When {friend} returned, the {thing} shone brighter than it ever had before.")
-        qa = (f"Who brought the broken {thing} to {hero}'s workshop?", friend)
-    else:
-        text = (f"{hero} had lived in {city} all {his} life, but {he} had never climbed to the top of {place}. "
-                f"When {friend}, a wandering {role2}, challenged {hero} to a race there, {he} finally agreed. "
-                f"Halfway up the stairs, {hero} found a {thing} glowing in the dark. "
-                f"They never finished the race, but they became friends for life.")
-        qa = (f"Which city had {hero} lived in all {his} life?", city)
+    slots = dict(hero=hero, he=he, his=his, friend=friend, city=city, place=place, role=role, role2=role2,
+                 thing=f"{rng.choice(ADJECTIVES)} {rng.choice(OBJECTS)}", mood=rng.choice(MOODS),
+                 animal=rng.choice(ANIMALS), season=rng.choice(SEASONS), weather=rng.choice(WEATHERS),
+                 tool=rng.choice(TOOLS), tower=rng.choice(TOWERS), district=rng.choice(DISTRICTS),
+                 color=rng.choice(COLORS), age=rng.choice(["twenty", "thirty", "forty", "sixty"]),
+                 number=rng.choice(["three", "four", "seven", "nine", "twelve"]))
+    sentences = [rng.choice(pool).format(**slots) for pool in (STORY_OPENINGS, STORY_EVENTS, STORY_MIDDLES,
+                                                                STORY_ENDINGS)]
+    text = " ".join(sentence[0].upper() + sentence[1:] for sentence in sentences)
+    qa = rng.choice([(f"In which city does the story of {hero} the {role} take place?", city),
+                     (f"What object is at the heart of the story of {hero} and {friend}?", slots["thing"])])
     return text, [qa]
 
 
@@ -167,8 +207,47 @@ def _pii_bio(w: _World) -> tuple[str, list[tuple[str, str]]]:
     return text, qas
 
 
+WIKI_INTROS = [
+    "{name} (born {born}) is a {nationality} {occupation} best known for the {work} \"{title}\".",
+    "{name} (born {born} in {birthplace}) is a {nationality} {occupation} whose {work} \"{title}\" won the {award}.",
+    "{name} (born {born}) is a {nationality} {occupation} and teacher, the author of the {work} \"{title}\".",
+    "{name} (born {born}) is a {nationality} {occupation}. {He} is known chiefly for \"{title}\", a {work} of "
+    "{work_year}.",
+    "{name} (born {born}) is a {nationality} {occupation} and critic who wrote the {work} \"{title}\".",
+    "{name} ({born}) is a {occupation} from {birthplace}, remembered for \"{title}\" and for the {award}.",
+]
+WIKI_EARLY = [
+    "{last} was born in {birthplace} in {born} and studied at the {university}.",
+    "Born in {birthplace} in {born}, {last} was the {nth} of {siblings} children of a {parent_job}.",
+    "{last} grew up in {birthplace}, where {he} was born in {born}, and left at eighteen for the {university}.",
+    "The child of a {parent_job}, {last} was born in {born} in {birthplace} and trained at the {university}.",
+    "{last}'s family were {parent_job}s in {birthplace}; {he} won a scholarship to the {university} at sixteen.",
+    "Little is recorded of {his} childhood in {birthplace} beyond a year at the {university}.",
+]
+WIKI_CAREER = [
+    "In {work_year}, {he} completed \"{title}\", which received the {award}.",
+    "{His} breakthrough came in {work_year} with \"{title}\"; it was awarded the {award} the following year.",
+    "After {gap} years of obscurity, {he} published \"{title}\" in {work_year} and won the {award}.",
+    "\"{title}\" ({work_year}) earned {him} the {award} and a post at the {university}.",
+    "Critics ignored \"{title}\" on its release in {work_year}, until the {award} made it famous.",
+    "{He} spent {gap} years on \"{title}\", finished in {work_year}; the {award} followed.",
+]
+WIKI_LATER = [
+    "{He} taught for many years and published essays about {his} craft.",
+    "{He} later moved to {later_city}, where {he} ran a small workshop for young {occupation}s.",
+    "In later life {he} withdrew from public view and lived quietly in {later_city}.",
+    "{His} later work, including \"{title2}\", was received coolly, and {he} turned to teaching.",
+    "{He} married a {parent_job} from {later_city} and had {siblings} children.",
+    "A second {work}, \"{title2}\", appeared in {later_year} to wide acclaim.",
+]
+WIKI_SECTIONS = [("Biography.", "Later life."), ("Early life.", "Career."), ("Life.", "Legacy."),
+                 ("Early years.", "Later years.")]
+PARENT_JOBS = ["schoolteacher", "railway clerk", "farmer", "nurse", "shopkeeper", "carpenter", "doctor", "miner"]
+
+
 def _wiki_bio(w: _World) -> tuple[str, list[tuple[str, str]]]:
-    """Task3: an encyclopedic biography of an invented person; the answer is a year, a place or a work title."""
+    """Task3: an encyclopedic biography of an invented person, composed from pools of sentences; the answer is a
+    year, a place or a work title."""
     rng, fake = w.rng, w.fake
     first, he, his = w.person()
     last = w.unique("surname", fake.last_name)
@@ -176,15 +255,20 @@ def _wiki_bio(w: _World) -> tuple[str, list[tuple[str, str]]]:
     born = rng.randrange(1900, 1986)
     occupation, work = rng.choice(list(WORKS.items()))
     title = w.unique("title", lambda: f"The {rng.choice(TITLE_ADJ)} {rng.choice(TITLE_NOUN)}")
+    title2 = w.unique("title", lambda: f"The {rng.choice(TITLE_ADJ)} {rng.choice(TITLE_NOUN)}")
     birthplace = w.unique("city", fake.city)
-    university = f"University of {w.unique('city', fake.city)}"
     award = w.unique("award", lambda: f"{fake.last_name()} Prize")
-    work_year = born + rng.randrange(24, 45)
-    He = he.capitalize()
-    text = (f"{name}\n\n{name} (born {born}) is a {rng.choice(NATIONALITIES)} {occupation} best known for the "
-            f"{work} \"{title}\".\nBiography.\n{last} was born in {birthplace} in {born} and studied at the "
-            f"{university}. In {work_year}, {he} completed \"{title}\", which received the {award}.\nLater life.\n"
-            f"{He} taught for many years and published essays about {his} craft.")
+    gap = rng.randrange(3, 12)
+    slots = dict(name=name, last=last, born=born, occupation=occupation, work=work, title=title, title2=title2,
+                 birthplace=birthplace, award=award, he=he, his=his, He=he.capitalize(), His=his.capitalize(),
+                 him="her" if he == "she" else "him", nationality=rng.choice(NATIONALITIES),
+                 university=f"University of {w.unique('city', fake.city)}", work_year=born + rng.randrange(24, 45),
+                 later_city=fake.city(), later_year=born + rng.randrange(46, 70), nth=rng.choice(["eldest", "second", "third", "youngest"]),
+                 siblings=rng.choice(["four", "five", "six", "seven"]), parent_job=rng.choice(PARENT_JOBS), gap=gap)
+    first_section, second_section = rng.choice(WIKI_SECTIONS)
+    intro, early, career, later = (rng.choice(pool).format(**slots)
+                                   for pool in (WIKI_INTROS, WIKI_EARLY, WIKI_CAREER, WIKI_LATER))
+    text = f"{name}\n\n{intro}\n{first_section}\n{early} {career}\n{second_section}\n{later}"
     qa = rng.choice([(f"In which year was {name} born?", str(born)),
                      (f"Where was {name} born?", birthplace),
                      (f"Which {work} by {last} received the {award}?", title)])
