@@ -18,7 +18,8 @@ def main(argv=None):
     params = config.load(PARAMS)
     inputs = task.load_inputs(args.data, params["data.split"])
     model, tokenizer = load_scored_model(args, params)
-    result = task.run(model, tokenizer, inputs, params["evaluate.max_new_tokens"], params["evaluate.batch_size"])
+    result = task.run(model, tokenizer, inputs, params["evaluate.max_new_tokens"], params["evaluate.batch_size"],
+                      str(args.model))
     task.write(args.out, result, str(args.model))
 
 

@@ -1,5 +1,5 @@
 """params.yaml, declared once. SCHEMA below holds every key's default, its check (type and range) and its one-line
-meaning; validation, the unknown-key warning, params.yaml itself and docs/params.md are made from it
+meaning; validation, the unknown-key check, params.yaml itself and docs/params.md are made from it
 (`python -m unlearning.tools.sync` writes the files, and the tests check that they match).
 
 A stage reads params through `load(keys)`: it validates the whole file first (any bad value anywhere stops the
@@ -10,6 +10,7 @@ Plain dataclasses and small check objects rather than a validation library: the 
 the project's one-line errors (key, value, fix), and the same objects render the YAML comments and the docs.
 """
 import atexit
+import difflib
 import json
 import os
 import re
@@ -140,9 +141,11 @@ def layer_triple(value, num_layers: int | None = None, key: str = "`layers`") ->
         raise PipelineError(f"params.yaml: {key} {value} are not three consecutive non-negative indices; "
                             f"{LAYERS_HINT}")
     if num_layers is not None and value[2] >= num_layers:
+        first = max(0, num_layers - 4)
         raise PipelineError(
             f"params.yaml: {key} {value} does not fit the model, which has {num_layers} decoder layers "
-            f"(valid indices 0..{num_layers - 1})")
+            f"(valid indices 0..{num_layers - 1}); pick a triple within them, e.g. [{first}, {first + 1}, "
+            f"{first + 2}]")
     return value
 
 
@@ -416,12 +419,27 @@ def unknown_keys(params: dict, schema: dict = SCHEMA, prefix: str = "") -> list[
     return unknown
 
 
+def known_keys(schema: dict = SCHEMA, prefix: str = "") -> list[str]:
+    """Every dotted key the schema declares, sections included."""
+    keys = []
+    for name, node in schema.items():
+        keys.append(prefix + name)
+        if isinstance(node, Section):
+            keys += known_keys(node.keys, f"{prefix}{name}.")
+    return keys
+
+
 def validate(params: dict) -> dict:
-    """Check every declared key; raise on the first bad one; warn about keys the schema does not know. Returns
+    """Check every key; raise on the first unknown or bad one, before any work. An unknown key is an error, not a
+    warning: a misspelt `-S unlearn.stpes=10` would otherwise record an experiment that changes nothing. Returns
     params unchanged."""
-    for key in unknown_keys(params):
-        print(f"warning: params.yaml: unknown key `{key}` is ignored; check its spelling against {REFERENCE}",
-              file=sys.stderr)
+    unknown = unknown_keys(params)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known_keys(), n=1, cutoff=0.6)
+        more = f" ({len(unknown) - 1} more unknown: {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
+        raise PipelineError(f"params.yaml: unknown key `{unknown[0]}`"
+                            + (f"; did you mean `{close[0]}`?" if close else "")
+                            + f" Every key is in {REFERENCE}{more}")
     _validate(params, SCHEMA, "")
     return params
 

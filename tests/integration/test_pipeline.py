@@ -242,7 +242,7 @@ def test_layers_past_the_model_fail_before_any_work(repo):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: `layers` [24, 25, 26] does not fit the model, which has 6 decoder layers "
-        "(valid indices 0..5)"]
+        "(valid indices 0..5); pick a triple within them, e.g. [2, 3, 4]"]
     assert (repo / "models" / "unlearned" / "delta.safetensors").stat().st_mtime_ns == before
 
 

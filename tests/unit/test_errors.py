@@ -198,16 +198,24 @@ def test_a_missing_key_names_itself(tmp_path):
         load_all(tmp_path / "params.yaml")
 
 
-def test_an_unknown_key_is_warned_about_not_fatal(tmp_path, capsys):
+def test_an_unknown_key_fails_before_any_work_with_the_nearest_key(tmp_path):
     params = params_with({})
     params["unlearn"]["stpes"] = 10
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(PipelineError, match=r"unknown key `unlearn.stpes`; did you mean `unlearn.steps`\? "
+                                            r"Every key is in docs/params.md$"):
+        load_all(tmp_path / "params.yaml")
     params["colour"] = "red"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    load_all(tmp_path / "params.yaml")
-    warnings = capsys.readouterr().err.strip().splitlines()
-    assert warnings == [
-        "warning: params.yaml: unknown key `colour` is ignored; check its spelling against docs/params.md",
-        "warning: params.yaml: unknown key `unlearn.stpes` is ignored; check its spelling against docs/params.md"]
+    with pytest.raises(PipelineError, match=r"unknown key `colour` Every key is in docs/params.md \(1 more unknown: "
+                                            r"unlearn.stpes\)$"):
+        load_all(tmp_path / "params.yaml")
+
+
+def test_an_unknown_key_stops_a_stage_with_one_line(tmp_path):
+    result = run_stage(tmp_path, "unlearn", {"unlearn": {"stpes": 10}})
+    assert_one_error_line(result, "unknown key `unlearn.stpes`; did you mean `unlearn.steps`?")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 def test_the_command_line_exits_2_with_one_line(tmp_path):

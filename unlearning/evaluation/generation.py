@@ -11,10 +11,10 @@ them. tests/unit/test_eval.py checks that both give the same strings.
 import inspect
 
 import torch
-from tqdm import tqdm
 from transformers import DynamicCache, GenerationConfig
 
 from ..errors import PipelineError
+from ..progress import progress
 
 # Generation-config keys that only name tokens or bookkeeping: with nothing else set, generate's greedy decoding is a
 # bare argmax over the logits, which compact_greedy reproduces.
@@ -99,7 +99,7 @@ def greedy_generate(model, tokenizer, prompts: list[str], max_new_tokens: int, b
     saved_side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # new tokens must follow each prompt directly
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
+        for start in progress(range(0, len(order), batch_size), desc=desc, unit="batch"):
             batch_indices = order[start:start + batch_size]
             batch = tokenizer.pad({"input_ids": [prompt_ids[i] for i in batch_indices]}, return_tensors="pt")
             input_ids = batch["input_ids"].to(model.device)

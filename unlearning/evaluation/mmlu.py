@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from ..errors import PipelineError
 from ..files import atomic_output, read_jsonl, write_json, write_jsonl
+from ..progress import progress
 
 CHOICES = ("A", "B", "C", "D")
 CSV_COLUMNS = ["question", *CHOICES, "answer"]
@@ -201,7 +201,7 @@ def _letter_predictions(model, tokenizer, dev_rows: list[dict], test_rows: list[
     tokenizer.padding_side = "right"  # the prediction is read at each prompt's last real token
     predictions = []
     try:
-        for start in tqdm(range(0, len(prompt_ids), batch_size), desc="mmlu", unit="batch"):
+        for start in progress(range(0, len(prompt_ids), batch_size), desc="mmlu", unit="batch"):
             batch = tokenizer.pad({"input_ids": prompt_ids[start:start + batch_size]}, return_tensors="pt")
             input_ids = batch["input_ids"].to(model.device)
             attention_mask = batch["attention_mask"].to(model.device)
@@ -229,7 +229,7 @@ def option_log_likelihoods(model, tokenizer, prompts: list[str], options: list[l
     pairs.sort(key=lambda pair: -(len(prompt_ids[pair[0]]) + len(option_ids[pair[0]][pair[1]])))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     sums = [[0.0] * len(opts) for opts in option_ids]
-    for start in tqdm(range(0, len(pairs), batch_size), desc="mmlu rc", unit="batch"):
+    for start in progress(range(0, len(pairs), batch_size), desc="mmlu rc", unit="batch"):
         batch = pairs[start:start + batch_size]
         sequences = [prompt_ids[q] + option_ids[q][o] for q, o in batch]
         input_ids = torch.full((len(batch), max(map(len, sequences))), pad_id, dtype=torch.long)

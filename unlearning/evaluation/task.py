@@ -35,11 +35,13 @@ def load_inputs(prepared, split: str, validation: bool = True) -> dict:
     return {"split": split, "rows": rows, "validation": validation_rows(prepared) if with_validation else []}
 
 
-def run(model, tokenizer, inputs: dict, max_new_tokens: int, batch_size: int) -> dict:
+def run(model, tokenizer, inputs: dict, max_new_tokens: int, batch_size: int, label: str = "") -> dict:
+    """`label` names the model in the progress bar."""
     rows, validation = inputs["rows"], inputs["validation"]
+    scored = inputs["split"] + (" + validation" if validation else "")
     # one generation pass for both: the first len(rows) generations are the split's, the rest validation's
     generations = greedy_generate(model, tokenizer, [row["input"] for row in rows + validation], max_new_tokens,
-                                  batch_size, desc="evaluate")
+                                  batch_size, desc=f"evaluate {label} ({scored} rows)".replace("  ", " "))
     split_generations, validation_generations = generations[:len(rows)], generations[len(rows):]
     scores, records = score_generations(rows, split_generations)
     result = {"scores": {"split": inputs["split"], "scores": scores, "task_aggregate": task_aggregate(scores)},

@@ -4,9 +4,9 @@ The target's knowledge check reads the mean NLL from here too."""
 from typing import NamedTuple
 
 import torch
-from tqdm import tqdm
 
 from ..errors import PipelineError
+from ..progress import progress
 
 
 class TokenStats(NamedTuple):
@@ -42,7 +42,7 @@ def document_token_stats(model, tokenizer, texts: list[str], batch_size: int,
     tokenizer.padding_side = "right"  # a document's real tokens are then the first len(ids) positions
     stats = []
     try:
-        for start in tqdm(range(0, len(texts), batch_size), desc="mia forward", unit="batch"):
+        for start in progress(range(0, len(texts), batch_size), desc="mia forward", unit="batch"):
             batch_ids = text_ids[start:start + batch_size]
             batch = tokenizer.pad({"input_ids": batch_ids}, return_tensors="pt")
             input_ids = batch["input_ids"].to(model.device)

@@ -8,9 +8,9 @@ so the target's scale follows the layer's own scale. Only mlp.down_proj.weight o
 import copy
 
 import torch
-from tqdm import tqdm
 
 from ..models.layers import decoder_layers, layer_output, run_slice, slice_inputs
+from ..progress import progress
 from .training import (batch_schedule, descend, encode, finish_training, fp32_master_weights,
                        trainable_down_proj)
 
@@ -104,7 +104,7 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
                                                                         device))
     else:
         cache = {}
-        for key in tqdm(sorted(batches), desc="unlearn: cache layer inputs", unit="batch"):
+        for key in progress(sorted(batches), desc="unlearn: cache layer inputs", unit="batch"):
             input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
             hidden, layer_kwargs, acts = slice_inputs(model, first, steered, input_ids, mask)
             cache[key] = (hidden, layer_kwargs, mask, acts)
@@ -127,7 +127,7 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     optimizer = torch.optim.AdamW(params.values(), lr=cfg["lr"])
     history = {"coefficients": coefficients, "tensors": sorted(params), "forget_loss": [], "retain_loss": []}
     model.train()
-    for step, (task, forget_key, retain_key) in enumerate(tqdm(steps, desc="unlearn (RMU)", unit="step")):
+    for step, (task, forget_key, retain_key) in enumerate(progress(steps, desc="unlearn (RMU)", unit="step")):
         steering_target = coefficients[task] * directions[task].to(device)
         with torch.autocast(**mixed_precision):
             updated_forget_acts, forget_mask = updated_acts(forget_key)

@@ -9,11 +9,11 @@ import random
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from tqdm import tqdm
 from transformers import OlmoConfig, OlmoForCausalLM, PreTrainedTokenizerFast
 
 from ..data.schema import SEMEVAL_KEYS
 from ..errors import PipelineError
+from ..progress import progress
 from .loading import load_pretrained
 
 EOS = "<|endoftext|>"
@@ -91,8 +91,8 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
     epoch_losses, step = [], 0
-    progress = tqdm(range(epochs), desc="train target", unit="epoch")
-    for epoch in progress:
+    epoch_bar = progress(range(epochs), desc="train target", unit="epoch")
+    for epoch in epoch_bar:
         start = epoch * per_epoch
         epoch_texts = encoded + [encoded_background[(start + i) % len(encoded_background)] for i in range(per_epoch)]
         # Batches of similar length cut padding; the order of batches is shuffled every epoch.
@@ -122,7 +122,7 @@ def train_lm(model, tokenizer, texts: list[str], epochs: int, lr: float, batch_s
             losses.append(loss.item())
             step += 1
         epoch_losses.append(sum(losses) / len(losses))
-        progress.set_postfix(loss=f"{epoch_losses[-1]:.3f}")
+        epoch_bar.set_postfix(loss=f"{epoch_losses[-1]:.3f}")
     model.eval()
     return epoch_losses
 

@@ -22,9 +22,9 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ...models.layers import decoder_layers, run_slice, slice_inputs
+from ...progress import progress
 from ..training import batch_schedule, descend, encode, finish_training, fp32_master_weights, trainable_down_proj
 
 
@@ -85,7 +85,7 @@ def run_output_loss(model, tokenizer, forget: dict[str, list[str]], retain: dict
         # there (at layers 29-31 of 32, a tenth of the model), as RMU's fast engine.
         first = layers[0]
         cache = {key: slice_inputs(model, first, first, *encoded[key])[:2]
-                 for key in tqdm(sorted(encoded), desc="unlearn: cache layer inputs", unit="batch")}
+                 for key in progress(sorted(encoded), desc="unlearn: cache layer inputs", unit="batch")}
 
         def logits(some_model, key):
             return logits_from_layer(some_model, first, *cache[key])
@@ -102,8 +102,8 @@ def run_output_loss(model, tokenizer, forget: dict[str, list[str]], retain: dict
         # One number per forget sequence and the batches are fixed: computed once per forget batch by the model
         # itself, which is the reference until its first step, so no frozen copy is kept.
         with torch.no_grad():
-            for key in tqdm([key for key in sorted(batches) if key[0] == "forget"],
-                            desc="unlearn: reference log-likelihoods", unit="batch"):
+            for key in progress([key for key in sorted(batches) if key[0] == "forget"],
+                                desc="unlearn: reference log-likelihoods", unit="batch"):
                 reference_forget_logprobs[key] = sequence_logprob(logits(model, key), *encoded[key])
     if cfg["baseline_params"] == "all":
         params = dict(model.named_parameters())
@@ -114,7 +114,7 @@ def run_output_loss(model, tokenizer, forget: dict[str, list[str]], retain: dict
     optimizer = torch.optim.AdamW(params.values(), lr=cfg["baseline_lr"], weight_decay=0.0)
     history = {"coefficients": {}, "tensors": sorted(params), "forget_loss": [], "retain_loss": []}
     model.train()
-    for step, (task, forget_key, retain_key) in enumerate(tqdm(steps, desc=f"unlearn ({name})", unit="step")):
+    for step, (task, forget_key, retain_key) in enumerate(progress(steps, desc=f"unlearn ({name})", unit="step")):
         forget_ids, forget_mask = encoded[forget_key]
         retain_ids, retain_mask = encoded[retain_key]
         with torch.autocast(**mixed_precision):
