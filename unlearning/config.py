@@ -419,27 +419,16 @@ def unknown_keys(params: dict, schema: dict = SCHEMA, prefix: str = "") -> list[
     return unknown
 
 
-def known_keys(schema: dict = SCHEMA, prefix: str = "") -> list[str]:
-    """Every dotted key the schema declares, sections included."""
-    keys = []
-    for name, node in schema.items():
-        keys.append(prefix + name)
-        if isinstance(node, Section):
-            keys += known_keys(node.keys, f"{prefix}{name}.")
-    return keys
-
-
 def validate(params: dict) -> dict:
     """Check every key; raise on the first unknown or bad one, before any work. An unknown key is an error, not a
     warning: a misspelt `-S unlearn.stpes=10` would otherwise record an experiment that changes nothing. Returns
     params unchanged."""
     unknown = unknown_keys(params)
     if unknown:
-        close = difflib.get_close_matches(unknown[0], known_keys(), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(unknown[0], [key for key, _ in walk()], n=1, cutoff=0.6)
+        suggestion = f"; did you mean `{close[0]}`?" if close else "."
         more = f" ({len(unknown) - 1} more unknown: {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
-        raise PipelineError(f"params.yaml: unknown key `{unknown[0]}`"
-                            + (f"; did you mean `{close[0]}`?" if close else "")
-                            + f" Every key is in {REFERENCE}{more}")
+        raise PipelineError(f"params.yaml: unknown key `{unknown[0]}`{suggestion} Every key is in {REFERENCE}{more}")
     _validate(params, SCHEMA, "")
     return params
 

@@ -207,7 +207,7 @@ def test_an_unknown_key_fails_before_any_work_with_the_nearest_key(tmp_path):
         load_all(tmp_path / "params.yaml")
     params["colour"] = "red"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(PipelineError, match=r"unknown key `colour` Every key is in docs/params.md \(1 more unknown: "
+    with pytest.raises(PipelineError, match=r"unknown key `colour`\. Every key is in docs/params.md \(1 more unknown: "
                                             r"unlearn.stpes\)$"):
         load_all(tmp_path / "params.yaml")
 

@@ -41,7 +41,7 @@ def run(model, tokenizer, inputs: dict, max_new_tokens: int, batch_size: int, la
     scored = inputs["split"] + (" + validation" if validation else "")
     # one generation pass for both: the first len(rows) generations are the split's, the rest validation's
     generations = greedy_generate(model, tokenizer, [row["input"] for row in rows + validation], max_new_tokens,
-                                  batch_size, desc=f"evaluate {label} ({scored} rows)".replace("  ", " "))
+                                  batch_size, desc=" ".join(filter(None, ("evaluate", label, f"({scored} rows)"))))
     split_generations, validation_generations = generations[:len(rows)], generations[len(rows):]
     scores, records = score_generations(rows, split_generations)
     result = {"scores": {"split": inputs["split"], "scores": scores, "task_aggregate": task_aggregate(scores)},

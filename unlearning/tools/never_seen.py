@@ -4,21 +4,20 @@ python -m unlearning.tools.never_seen [--target models/target] [--data data/prep
 
 The gold standard of unlearning is a model that never trained on the forget set. On the synthetic world such
 documents are free: the generator run with another seed writes documents of the same kinds, with other people,
-places and numbers, that the target never saw (its forget and retain sets alike). Their task scores are what a model that forgot perfectly
-(and kept everything else) would score on forget; with the target's own retain scores they give the task aggregate
-of perfect unlearning. A method that scores below it on forget has damaged more than the forget documents.
+places and numbers, that the target never saw (its forget and retain sets alike). Their task scores are what a
+model that forgot perfectly (and kept everything else) would score on forget; with the target's own retain scores
+they give the task aggregate of perfect unlearning. A method that scores below it on forget has damaged more than the forget documents.
 
 Not a pipeline stage: a reference measurement of the miniature, for docs/results.md. It needs `data.source:
 synthetic`, and reads data.synthetic, data.seed, data.split and evaluate.* from params.yaml.
 """
 import argparse
 import statistics
-from collections import Counter
 from pathlib import Path
 
 from .. import config
 from ..data.prepared import prepared_split
-from ..data.schema import KINDS, TASKS, row_kind
+from ..data.schema import KINDS, TASKS
 from ..data.synthetic import generate
 from ..errors import PipelineError, exit_on_error
 from ..evaluation.scoring import task_aggregate
@@ -28,18 +27,16 @@ from ..models.delta import load_target_or_delta
 
 def never_seen_scores(model, tokenizer, synthetic: dict, worlds: list[int], max_new_tokens: int,
                       batch_size: int, split: str) -> list[dict]:
-    """Per other world, the target's scores (task x kind) on its `split` documents, forget and retain alike (all
-    never seen), row-weighted."""
+    """Per other world, the target's mean score per task x kind over all its `split` rows, forget and retain alike
+    (all never seen)."""
     scores = []
     for world in worlds:
         data = generate(synthetic, world)
-        forget, retain = data[f"forget_{split}"], data[f"retain_{split}"]
-        cells = evaluate_task(model, tokenizer, forget + retain, max_new_tokens, batch_size)[0]
-        counts = {name: Counter((row["task"], row_kind(row["id"])) for row in rows)
-                  for name, rows in (("forget", forget), ("retain", retain))}
-        scores.append({task: {kind: sum(cells[name][task][kind] * counts[name][task, kind] for name in counts)
-                                    / sum(counts[name][task, kind] for name in counts) for kind in KINDS}
-                       for task in TASKS})
+        records = evaluate_task(model, tokenizer, data[f"forget_{split}"] + data[f"retain_{split}"], max_new_tokens,
+                                batch_size)[1]
+        scores.append({task: {kind: statistics.fmean(r["score"] for r in records
+                                                     if r["task"] == task and r["kind"] == kind)
+                              for kind in KINDS} for task in TASKS})
     return scores
 
 
