@@ -1,6 +1,7 @@
-"""Stage `report`: reports/metrics.json (DVC metrics), reports/report.md and the plots, before vs after, for the
-headline run, every triple of `sweep` and every method of `methods` and `baselines`, every score with its bootstrap
-interval over documents (`report.resamples`, `report.confidence`).
+"""Stage `report`: reports/metrics.json (DVC metrics: the headline run's five scores), reports/metrics/ (runs.json:
+every run's scores with their intervals; detail.json: everything), reports/report.md and the plots, before vs after,
+for the headline run, every triple of `sweep`, every method of `methods` and `baselines` and every seed of `seeds`,
+every score with its bootstrap interval over documents (`report.resamples`, `report.confidence`).
 
 python -m stages.report --info data/prepared/info.json --eval reports/eval --live reports/unlearn --out reports
 """
@@ -12,7 +13,7 @@ from unlearning.errors import exit_on_error
 from unlearning.files import atomic_output, read_json, write_json
 from unlearning.report.markdown import markdown_report
 from unlearning.report.plots import write_plots
-from unlearning.report.summary import build_metrics
+from unlearning.report.summary import build_metrics, detail_files, headline_metrics
 
 PARAMS = ("data.split", "layers", "alpha", "sweep", "methods", "baselines", "unlearn.method", "unlearn.beta",
           "unlearn.steps", "unlearn.seed", "seeds", "mia.min_k", "report.resamples", "report.confidence")
@@ -23,7 +24,7 @@ def parse_args(argv=None):
     parser.add_argument("--info", type=Path, required=True, help="the prepared data's info.json")
     parser.add_argument("--eval", type=Path, required=True, help="the evaluations: <eval>/<target|run>/{task,mia,mmlu}")
     parser.add_argument("--live", type=Path, required=True, help="the headline run's DVCLive directory")
-    parser.add_argument("--out", type=Path, required=True, help="where metrics.json, report.md and plots/ go")
+    parser.add_argument("--out", type=Path, required=True, help="where metrics.json, metrics/, report.md and plots/ go")
     return parser.parse_args(argv)
 
 
@@ -42,8 +43,11 @@ def main(argv=None):
         write_plots(metrics, args.eval, args.live, plots)
     with atomic_output(args.out / "report.md") as report:
         report.write_text(markdown_report(metrics, info, mmlu_source), encoding="utf-8")
-    with atomic_output(args.out / "metrics.json") as metrics_file:
-        write_json(metrics_file, metrics)
+    with atomic_output(args.out / "metrics") as details:
+        for name, content in detail_files(metrics).items():
+            write_json(details / name, content)
+    with atomic_output(args.out / "metrics.json") as headline:
+        write_json(headline, headline_metrics(metrics))
     b, a = metrics["before"], metrics["after"]
     print(f"report: final score {b['final']:.3f} -> {a['final']:.3f}, task aggregate {b['task_aggregate']:.3f} -> "
           f"{a['task_aggregate']:.3f}, MIA AUC {b['mia_auc']:.3f} -> {a['mia_auc']:.3f}, "

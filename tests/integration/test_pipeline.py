@@ -54,7 +54,8 @@ def connect(self, address):
 socket.socket.connect = connect
 socket.getaddrinfo = _refuse("getaddrinfo")
 """
-METRICS_FILES = ("reports/metrics.json", "reports/unlearn/metrics.json", "reports/eval/target/task/scores.json",
+METRICS_FILES = ("reports/metrics.json", "reports/metrics/runs.json", "reports/metrics/detail.json",
+                 "reports/unlearn/metrics.json", "reports/eval/target/task/scores.json",
                  "reports/eval/unlearned/task/scores.json", "reports/eval/target/mia/mia.json",
                  "reports/eval/unlearned/mia/mia.json", "reports/eval/target/mmlu/mmlu.json",
                  "reports/eval/unlearned/mmlu/mmlu.json")
@@ -114,7 +115,7 @@ def make_repo(repo: Path, overrides: dict) -> Path:
 # The module's repository: the headline run, one sweep triple, one RMU variant and one baseline, on a 6-layer model.
 RUNS = {"sweep": [0], "methods": ["rmu"], "baselines": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}}}
 HEADLINE_STAGES = {"prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned", "mia@target",
-                   "mia@unlearned", "mmlu@target", "mmlu@unlearned", "report"}
+                   "mia@unlearned", "mmlu@target", "mmlu@unlearned", "plot_libraries", "report"}
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +136,26 @@ def test_repro_runs_every_stage_and_writes_the_report(base_repo):
     ran = stages_ran((repo.parent / "first_run.log").read_text())
     assert ran == HEADLINE_STAGES | {"unlearn_sweep@0", "score_sweep@0", "unlearn_method@rmu", "score_method@rmu",
                                      "unlearn_baseline@npo", "score_baseline@npo"}
-    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    metrics = json.loads((repo / "reports" / "metrics" / "detail.json").read_text())
     for key in ("before", "after"):
         summary = metrics[key]
         for name in ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu"):
             assert 0.0 <= summary[name] <= 1.0
         assert len([v for split in summary["scores"].values() for task in split.values() for v in task.values()]) == 12
+    # what `dvc exp show` lists: the headline run's five scores, and no more
+    headline = json.loads((repo / "reports" / "metrics.json").read_text())
+    after = metrics["after"]
+    assert headline == {"final": round(after["final"], 3), "task": round(after["task_aggregate"], 3),
+                        "mia_auc": round(after["mia_auc"], 3), "mia": round(after["mia_score"], 3),
+                        "mmlu": round(after["mmlu"], 3)}
+    def metrics_show(*targets) -> dict:
+        (workspace,) = json.loads(run([sys.executable, "-m", "dvc", "metrics", "show", "--json", *targets],
+                                      repo).stdout).values()
+        return workspace["data"]
+    assert list(metrics_show()) == ["reports/metrics.json"]
+    runs = metrics_show("reports/metrics/runs.json")["reports/metrics/runs.json"]["data"]
+    assert set(runs["runs"]) == {"target", "headline", "sweep/0", "sweep/1", "method/adaptive_rmu", "method/rmu",
+                                 "method/npo", "seed/0"}
     assert (repo / "reports" / "report.md").read_text().startswith("# Adaptive RMU unlearning report")
     for png in ("scores.png", "roc.png", "training.png"):
         assert (repo / "reports" / "plots" / png).stat().st_size > 1000
@@ -221,7 +236,7 @@ def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
     # the RMU runs unlearn again; the baselines do not depend on alpha
     assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_sweep@0",
                    "score_sweep@0", "unlearn_method@rmu", "score_method@rmu", "report"}
-    assert json.loads((repo / "reports" / "metrics.json").read_text())["alpha"] == 7
+    assert json.loads((repo / "reports" / "metrics" / "detail.json").read_text())["alpha"] == 7
     assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
 
 
@@ -231,7 +246,7 @@ def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
     # the methods run on `layers`; the sweep's triples do not depend on it
     assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_method@rmu",
                    "score_method@rmu", "unlearn_baseline@npo", "score_baseline@npo", "report"}
-    assert json.loads((repo / "reports" / "metrics.json").read_text())["layers"] == [0, 1, 2]
+    assert json.loads((repo / "reports" / "metrics" / "detail.json").read_text())["layers"] == [0, 1, 2]
 
 
 def test_layers_past_the_model_fail_before_any_work(repo):
@@ -258,7 +273,7 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
         return stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
 
     def metrics() -> dict:
-        return json.loads((repo / "reports" / "metrics.json").read_text())
+        return json.loads((repo / "reports" / "metrics" / "detail.json").read_text())
 
     # adding a triple runs that triple and the report, nothing else
     assert repro(sweep=[0, 3]) == {"unlearn_sweep@3", "score_sweep@3", "report"}
@@ -296,6 +311,19 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
         repo)
     printed = run([sys.executable, "-m", "unlearning.tools.compare", "--out", "compare"], repo).stdout
     assert "2 of 2 experiments comparable" in printed, printed
+    # the experiment table: both rows, the headline's scores with the intervals each commit's runs.json holds
+    table = printed.splitlines()
+    assert table[0].split()[:5] == ["experiment", "layers", "alpha", "beta", "seed"]
+    runs = json.loads((repo / "reports" / "metrics" / "runs.json").read_text())["runs"]["headline"]
+    assert sum(f"{runs['final']:.3f} [{runs['intervals']['final'][0]:.3f}, " in line for line in table[2:4]) == 1
+    # `dvc exp show --only-changed` in a 120-column terminal: the headline scores that differ (on this tiny model
+    # the task aggregate and MMLU do not), in full, beside the changed params; the dependency hashes folded to `…`
+    shown = run([sys.executable, "-m", "dvc", "exp", "show", "--only-changed", "--no-pager"], repo,
+                env={**ENV, "COLUMNS": "120"}).stdout.splitlines()
+    assert max(map(len, shown)) <= 120
+    header = next(line for line in shown if "Experiment" in line).split()
+    assert {"final", "mia", "unlearn.seed", "sweep", "methods", "baselines"} <= set(header), shown
+    assert header[-1] == "…" and header.count("…") == 1, shown
     seeds = json.loads((repo / "compare" / "compare.json").read_text())["alpha"][str(metrics()["alpha"])]
     assert seeds["n"] == 2 and seeds["seeds"] == [0, 1]
     assert seeds["final"]["min"] <= metrics()["after"]["final"] <= seeds["final"]["max"]
@@ -314,10 +342,10 @@ def test_repro_on_the_real_semeval_data_and_real_mmlu(tmp_path):
         "model": {"scratch": {"max_position_embeddings": 2048}, "require": None},
         "mmlu": {"source": str(MMLU), "subjects": ["anatomy", "astronomy"], "limit": 2}})
     repo = make_repo(tmp_path / "repo", real)
-    assert len(stages_ran((repo.parent / "first_run.log").read_text())) == 10
+    assert len(stages_ran((repo.parent / "first_run.log").read_text())) == len(HEADLINE_STAGES)
     info = json.loads((repo / "data" / "prepared" / "info.json").read_text())
     assert info["source"] == str(SEMEVAL) and info["counts"]["forget_train.jsonl"] == 1 * (2 + 6 + 2)
-    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    metrics = json.loads((repo / "reports" / "metrics" / "detail.json").read_text())
     assert metrics["split"] == "train"
     for key in ("before", "after"):
         assert set(metrics[key]["mmlu_per_subject"]) == {"anatomy", "astronomy"}

@@ -1,6 +1,7 @@
 """unlearning.tools.compare on `dvc exp show --json` output shaped as dvc 3.67 prints it."""
 import json
 import statistics
+import subprocess
 
 import pytest
 
@@ -8,12 +9,20 @@ from unlearning.tools import compare
 
 
 def entry(rev, name, alpha, seed, final, layers=(29, 30, 31), error=None):
-    after = {"final": final, "task_aggregate": final + 0.1, "mia_score": final - 0.1, "mmlu": 0.25}
+    headline = {"final": final, "task": final + 0.1, "mia_auc": 0.5, "mia": final - 0.1, "mmlu": 0.25}
     return {"rev": rev, "name": name, "error": error, "data": {
         "rev": rev,
         "params": {"params.yaml": {"data": {"alpha": alpha, "layers": list(layers), "sweep": [2],
-                                            "unlearn": {"seed": seed, "lr": 0.01}}}},
-        "metrics": {"reports/metrics.json": {"data": {"after": after, "before": {"final": 0.1}}}}}}
+                                            "unlearn": {"seed": seed, "lr": 0.01, "beta": 2}}}},
+        "metrics": {"reports/metrics.json": {"data": headline}}}}
+
+
+def runs_file(rev):
+    """reports/metrics/runs.json of each fake commit; exp-c's commit predates the file."""
+    if rev.startswith("c"):
+        return None
+    return {"runs": {"headline": {"intervals": {"final": [0.1, 0.9], "task_aggregate": [0.2, 0.8],
+                                                "mia_score": None, "mmlu": [0.25, 0.25]}}}}
 
 
 def exp_show():
@@ -48,13 +57,32 @@ def test_spread_over_seeds_per_alpha():
     assert (table[8]["final"]["min"], table[8]["final"]["max"]) == (0.30, 0.34)
 
 
-def test_the_command_writes_table_and_plot(tmp_path, monkeypatch, capsys):
+def test_the_experiment_table_gives_settings_and_scores_with_intervals():
+    records = compare.with_intervals(compare.experiment_records(exp_show()), runs_file)
+    table = compare.experiment_table(records)
+    assert table[0] == ["experiment", "layers", "alpha", "beta", "seed", "final score", "task aggregate",
+                        "MIA score", "MMLU"]
+    assert table[1] == ["main", "29-31", "2", "2", "0", "0.400 [0.100, 0.900]", "0.500 [0.200, 0.800]",
+                        "0.300 [n/a]", "0.250 [0.250, 0.250]"]
+    assert table[3][0] == "exp-c" and all(cell.endswith("[n/a]") for cell in table[3][5:])
+    assert table[5][:2] == ["exp-e", "1-3"]
+    lines = compare.plain_table(table).splitlines()
+    assert len({len(line) for line in lines[:2]}) == 1  # the rule under the header spans every column
+    assert lines[2].startswith("main ") and lines[2].endswith("0.250 [0.250, 0.250]")
+
+
+def test_the_command_prints_the_table_and_writes_the_curves(tmp_path, monkeypatch, capsys):
     saved = tmp_path / "exp.json"
     saved.write_text(json.dumps(exp_show()))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(compare, "git_runs_file", runs_file)
     compare.main(["--json", str(saved), "--out", "out"])
-    assert "4 of 5 experiments comparable with main: 2 alpha values, 2 seed(s) at alpha 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 of 5 experiments comparable with main: 2 alpha values, 2 seed(s) at alpha 2" in out
+    assert out.splitlines()[0].split() == ["experiment", "layers", "alpha", "beta", "seed", "final", "score", "task",
+                                           "aggregate", "MIA", "score", "MMLU"]
     text = (tmp_path / "out" / "compare.md").read_text()
+    assert "| main | 29-31 | 2 | 2 | 0 | 0.400 [0.100, 0.900] |" in text
     assert "| 2 | 2 | 0.450 ± 0.071 |" in text and "| 8 | 2 | 0.320 ± 0.028 |" in text
     assert (tmp_path / "out" / "alpha.png").stat().st_size > 1000
 
@@ -67,3 +95,21 @@ def test_no_results_is_one_clear_error(tmp_path, capsys):
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip() == ("error: no commit or experiment with reports/metrics.json and "
                                                "params.yaml; run `dvc repro` or `dvc exp run` first")
+
+
+def test_intervals_are_read_from_the_runs_file_each_commit_holds(tmp_path, monkeypatch):
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "before the file")
+    old = git("rev-parse", "HEAD")
+    (tmp_path / "reports" / "metrics").mkdir(parents=True)
+    (tmp_path / "reports" / "metrics" / "runs.json").write_text(json.dumps({"runs": {"headline": {"intervals": {
+        "final": [0.6, 0.8]}}}}))
+    git("add", "reports")
+    git("commit", "-q", "-m", "with the file")
+    new = git("rev-parse", "HEAD")
+    monkeypatch.chdir(tmp_path)
+    assert compare.git_runs_file(new)["runs"]["headline"]["intervals"]["final"] == [0.6, 0.8]
+    assert compare.git_runs_file(old) is None

@@ -222,3 +222,46 @@ def test_the_command_line_exits_2_with_one_line(tmp_path):
     """What DVC sees: the same refusal from `python -m stages.unlearn`, as a process."""
     assert_one_error_line(run_stage(tmp_path, "unlearn", {"alpha": -1}), "`alpha` must be >= 0, got -1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("run, expected", [
+    ({"DVC_STAGE": "unlearn"}, "recover: fix params.yaml (or `git checkout params.yaml` for the committed values), "
+                               "then `dvc repro`; `dvc checkout` puts back the last results that stage `unlearn` "
+                               "removed meanwhile"),
+    ({"DVC_STAGE": "unlearn", "DVC_EXP_NAME": "exp-1"},
+     "recover: `git checkout params.yaml && dvc checkout` puts back the committed params and the last results that "
+     "stage `unlearn` removed; then `dvc exp run` again with a fixed value"),
+    ({"DVC_STAGE": "unlearn", "DVC_EXP_NAME": "exp-1", "DVC_ROOT": "/elsewhere"},
+     "recover: stage `unlearn` failed in an experiment's own copy; your workspace is unchanged"),
+])
+def test_under_dvc_a_failed_stage_says_how_to_recover(tmp_path, stage, monkeypatch, run, expected):
+    for name in ("DVC_STAGE", "DVC_EXP_NAME", "DVC_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in run.items():
+        monkeypatch.setenv(name, value)
+    status, stderr = stage("unlearn", {"alpha": -1})
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0] == "error: params.yaml: `alpha` must be >= 0, got -1", stderr
+    assert lines[1].startswith(expected), lines[1]
+
+
+def test_under_dvc_a_crash_keeps_its_traceback_and_says_how_to_recover(monkeypatch, capsys):
+    from unlearning.errors import exit_on_error
+
+    @exit_on_error
+    def crashing_stage():
+        raise ZeroDivisionError("a bug, not bad input")
+
+    monkeypatch.setenv("DVC_STAGE", "report")
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        crashing_stage()
+    assert exit_.value.code == 1
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert stderr[0] == "Traceback (most recent call last):" and "ZeroDivisionError: a bug, not bad input" in stderr
+    assert stderr[-1].startswith("recover: fix params.yaml")
+    monkeypatch.delenv("DVC_STAGE")  # outside DVC the exception goes up as it is
+    with pytest.raises(ZeroDivisionError):
+        crashing_stage()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from unlearning import config
 from unlearning.data.schema import KINDS, SETS, TASKS
 from unlearning.evaluation.mia import ATTACKS, attack_metrics, loss_rows, mia_metrics
 from unlearning.evaluation.pii import PII_KINDS
@@ -17,7 +18,7 @@ from unlearning.files import write_json, write_jsonl
 from unlearning.report import intervals
 from unlearning.report.markdown import markdown_report
 from unlearning.report.plots import plot_methods, plot_sweep, plot_sweep_tradeoff
-from unlearning.report.summary import build_metrics, model_summary
+from unlearning.report.summary import build_metrics, detail_files, headline_metrics, model_summary, run_metrics
 
 SCALARS = ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu")
 
@@ -271,12 +272,15 @@ def test_the_report_stage_reads_its_params_and_writes_the_same_bytes_twice(tmp_p
     overrides = {"layers": [29, 30, 31], "sweep": [13], "seeds": [1], "methods": ["rmu"], "baselines": [],
                  "report": {"resamples": 200, "confidence": 0.9}}
     outputs = []
+    names = ("metrics.json", "metrics/runs.json", "metrics/detail.json", "report.md")
     for _ in range(2):
         assert stage("report", overrides) == (0, "")
-        outputs.append({name: (tmp_path / "reports" / name).read_bytes() for name in ("metrics.json", "report.md")})
+        outputs.append({name: (tmp_path / "reports" / name).read_bytes() for name in names})
     assert outputs[0] == outputs[1]
-    metrics = json.loads(outputs[0]["metrics.json"])
+    metrics = json.loads(outputs[0]["metrics/detail.json"])
     assert metrics["bootstrap"]["resamples"] == 200 and metrics["bootstrap"]["confidence"] == 0.9
+    assert json.loads(outputs[0]["metrics.json"]) == headline_metrics(metrics)
+    assert json.loads(outputs[0]["metrics/runs.json"]) == run_metrics(metrics)
     assert "the 90% percentile bootstrap interval over documents, 200 resamples" in outputs[0]["report.md"].decode()
     assert (tmp_path / "reports" / "plots" / "sweep.png").stat().st_size > 1000
 
@@ -292,3 +296,27 @@ def test_the_seed_spread_is_over_the_headline_and_every_further_seed(tmp_path):
     assert (spread["final"]["min"], spread["final"]["max"]) == (min(values), max(values))
     report = markdown_report(metrics, {"source": "synthetic"}, "builtin")
     assert "Seed spread of the headline run over 2 unlearning seeds (0, 1)" in report
+
+
+def test_the_headline_file_is_narrow_and_the_runs_file_has_every_run_with_intervals(tmp_path):
+    write_runs(tmp_path)
+    metrics = metrics_of(tmp_path, 100)
+    headline = headline_metrics(metrics)
+    after = metrics["after"]
+    # short keys, three decimals: what `dvc exp show` lists beside the params
+    assert headline == {"final": round(after["final"], 3), "task": round(after["task_aggregate"], 3),
+                        "mia_auc": round(after["mia_auc"], 3), "mia": round(after["mia_score"], 3),
+                        "mmlu": round(after["mmlu"], 3)}
+    # no column name a param has (DVC names a param column by its dotted key): `dvc exp show` would prefix both
+    assert not set(headline) & {key for key, node in config.walk() if not isinstance(node, config.Section)}
+    runs = run_metrics(metrics)
+    assert list(runs["runs"]) == ["target", "headline", "sweep/13", "sweep/29", "method/adaptive_rmu", "method/rmu",
+                                  "seed/0", "seed/1"]
+    assert runs["runs"]["headline"] == {
+        **{key: after[key] for key in ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu")},
+        "intervals": {key: after["intervals"][key] for key in ("final", "task_aggregate", "mia_auc", "mia_score",
+                                                               "mmlu")}}
+    assert runs["runs"]["sweep/13"]["final"] == metrics["sweep"]["13"]["final"]
+    assert runs["settings"]["layers"] == [29, 30, 31] and runs["settings"]["seed"] == 0
+    assert runs["seed_spread"] == metrics["seed_spread"]
+    assert set(detail_files(metrics)) == {"runs.json", "detail.json"} and detail_files(metrics)["detail.json"] is metrics

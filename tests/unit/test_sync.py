@@ -130,12 +130,14 @@ def test_a_param_read_but_not_listed_and_one_listed_but_not_read_are_named(proje
 
 
 def test_the_sync_command_repairs_what_the_check_finds(project, capsys):
-    edit_stage(project, "report", lambda body: (body["deps"].remove("unlearning/report"),
+    edit_stage(project, "prepare", lambda body: body["deps"].remove("unlearning/data"))
+    edit_stage(project, "report", lambda body: (body["deps"].remove("unlearning/report/plots.py"),
                                                 body["params"].remove("alpha")))
     (project / "params.yaml").write_text(yaml.safe_dump(params_with({"alpha": 3})))  # no comments
     assert sync.main(["--check"], project) == 1
     assert capsys.readouterr().out.splitlines() == [
-        "stage `report`: missing dependency unlearning/report (every module in it), which stages/report.py imports",
+        "stage `prepare`: missing dependency unlearning/data (every module in it), which stages/prepare.py imports",
+        "stage `report`: missing dependency unlearning/report/plots.py, which stages/report.py imports",
         "stage `report`: missing param `alpha`, which stages/report.py reads",
         "params.yaml: out of date (made from the schema in unlearning/config.py): its keys are in another order than "
         "the schema's",

@@ -1,5 +1,10 @@
 """The report's plots: matplotlib PNGs, with the scores' bootstrap intervals as error bars, and the CSVs behind
-DVC's interactive plots (dvc.yaml `plots:`)."""
+DVC's interactive plots (dvc.yaml `plots:`, drawn by the templates in .dvc/plots/).
+
+Each CSV is long: a row per point, a `series` column that the templates colour by, `low` and `high` for the
+interval where the score has one, and `run`, the settings of the run ("layers 12-14, alpha 5, beta 2, seed 0"),
+which the templates put beside DVC's revision name in the legend, so that `dvc plots diff` says which params each
+experiment had."""
 import csv
 from pathlib import Path
 
@@ -13,7 +18,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from ..evaluation.mia import ATTACKS  # noqa: E402
 from ..files import read_jsonl  # noqa: E402
 from .markdown import mmlu_label, triple_label  # noqa: E402
-from .summary import CELL_LABELS, RUN_COLUMNS, cells, run_row  # noqa: E402
+from .summary import CELL_LABELS, cells, run_row  # noqa: E402
 
 MODELS = {"target": "before (target)", "unlearned": "after (unlearned)"}
 
@@ -111,11 +116,13 @@ def plot_methods(metrics: dict, path: Path) -> None:
     for i, (name, row) in enumerate(rows.items()):
         values = [row[key] or 0.0 for key in METHOD_BARS]
         bounds = [row["intervals"].get(key) for key in METHOD_BARS]
-        ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(METHOD_BARS))], values, width, label=name,
-               yerr=error_bars(values, bounds), capsize=2, error_kw={"lw": 0.8})
+        bars = ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(METHOD_BARS))], values, width,
+                      label=name, yerr=error_bars(values, bounds), capsize=2, error_kw={"lw": 0.8})
+        # every bar's value: a score of 0 (an attack that wins outright, nothing extracted) draws no bar at all
+        ax.bar_label(bars, fmt="%.2f", fontsize=5.5, rotation=90, padding=2)
     ax.set_xticks(range(len(METHOD_BARS)), [mmlu_label(metrics) if key == "mmlu" else label
                                             for key, label in METHOD_BARS.items()])
-    ax.set_ylim(0, 1.3)
+    ax.set_ylim(0, 1.4)
     ax.set_title("Methods on the same target and batches (higher is better, except PII extracted); bars: bootstrap "
                  "intervals", fontsize=10)
     ax.legend(loc="upper center", ncol=len(rows), fontsize=8)
@@ -183,20 +190,76 @@ def plot_sweep_heatmap(metrics: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def run_label(metrics: dict) -> str:
+    """The settings that tell one experiment's plots from another's in `dvc plots diff`."""
+    layers = metrics["layers"]
+    return (f"layers {layers[0]}-{layers[-1]}, {metrics['method']}, alpha {metrics['alpha']}, beta {metrics['beta']}, "
+            f"seed {metrics['seed']}")
+
+
+def _bounds(bounds) -> list:
+    return ["", ""] if bounds is None else list(bounds)
+
+
+def score_rows(metrics: dict, run: str):
+    for key, model in (("before", MODELS["target"]), ("after", MODELS["unlearned"])):
+        for (cell, value), (_, bounds) in zip(cells(metrics[key]["scores"]), cells(metrics[key]["intervals"]["scores"])):
+            yield [cell, value, *_bounds(bounds), model, run]
+
+
+def roc_rows(curves: dict, metrics: dict, run: str):
+    for name, key in (("target", "before"), ("unlearned", "after")):
+        label = f"{MODELS[name]}, AUC {metrics[key]['attacks']['loss']['auc']:.3f}"
+        for fpr, tpr in zip(*curves[name]["loss"]):
+            yield [fpr, tpr, label, run]
+
+
+def training_rows(live_dir: Path, run: str):
+    for name, label in (("forget_loss", "forget loss"), ("retain_loss", "retain loss (alpha-weighted)")):
+        for step, value in enumerate(read_tsv_column(live_dir / "plots" / "metrics" / f"{name}.tsv", name)):
+            yield [step, value, label, run]
+
+
+def sweep_rows(metrics: dict, run: str):
+    headline = metrics["layers"][0]
+    for key, title in SWEEP_PANELS.items():
+        series = mmlu_label(metrics) if key == "mmlu" else title
+        for first, row in metrics["sweep"].items():
+            yield [int(first), row[key], *_bounds(row["intervals"][key]), series, int(int(first) == headline),
+                   metrics["before"][key], run]
+
+
+def tradeoff_rows(metrics: dict, run: str):
+    for first, row in metrics["sweep"].items():
+        yield [triple_label(first, metrics["layers"]), row["mia_score"], *_bounds(row["intervals"]["mia_score"]),
+               row["mmlu"], *_bounds(row["intervals"]["mmlu"]), run]
+
+
+def method_rows(metrics: dict, run: str):
+    rows = {"target": run_row(metrics["before"]), **metrics["methods"]}
+    for order, (key, title) in enumerate(METHOD_BARS.items()):
+        series = mmlu_label(metrics) if key == "mmlu" else title
+        for method, row in rows.items():
+            yield [method, row[key], *_bounds(row["intervals"].get(key)), series, order, run]
+
+
 def write_plots(metrics: dict, eval_dir: Path, live_dir: Path, out: Path) -> None:
     """Every plot and CSV of the report into the new directory `out`."""
     curves = {name: roc_points(Path(eval_dir) / name) for name in MODELS}
     out.mkdir()
-    for name, key in (("target", "before"), ("unlearned", "after")):
-        write_csv(out / f"scores_{name}.csv", ["cell", "score"], cells(metrics[key]["scores"]))
-        write_csv(out / f"roc_{name}.csv", ["fpr", "tpr"], zip(*curves[name]["loss"]))
-    write_csv(out / "sweep.csv", ["first_layer", *RUN_COLUMNS],
-              ([first, *(row[key] for key in RUN_COLUMNS)] for first, row in metrics["sweep"].items()))
-    write_csv(out / "sweep_target.csv", ["first_layer", *RUN_COLUMNS],
-              ([first, *(metrics["before"][key] for key in RUN_COLUMNS)] for first in metrics["sweep"]))
-    write_csv(out / "methods.csv", ["method", *RUN_COLUMNS],
-              ([method, *(row[key] for key in RUN_COLUMNS)] for method, row in
-               {"target": run_row(metrics["before"]), **metrics["methods"]}.items()))
+    run = run_label(metrics)
+    # the data of dvc.yaml's `plots:`, each drawn by a template of .dvc/plots/
+    for name, header, rows in (
+            ("training.csv", ["step", "loss", "series", "run"], training_rows(Path(live_dir), run)),
+            ("scores.csv", ["cell", "score", "low", "high", "series", "run"], score_rows(metrics, run)),
+            ("roc.csv", ["fpr", "tpr", "series", "run"], roc_rows(curves, metrics, run)),
+            ("sweep.csv", ["first_layer", "score", "low", "high", "series", "headline", "target", "run"],
+             sweep_rows(metrics, run)),
+            ("sweep_tradeoff.csv", ["layers", "mia_score", "mia_low", "mia_high", "mmlu", "mmlu_low", "mmlu_high",
+                                    "run"], tradeoff_rows(metrics, run)),
+            ("methods.csv", ["method", "score", "low", "high", "series", "order", "run"],
+             method_rows(metrics, run))):
+        write_csv(out / name, header, rows)
     plot_scores(metrics, out / "scores.png")
     plot_roc(curves, metrics, out / "roc.png")
     plot_training(Path(live_dir), out / "training.png")

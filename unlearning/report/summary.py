@@ -1,6 +1,15 @@
-"""The summary of every run's evaluation: what reports/metrics.json holds (DVC metrics), from the evaluation
-directories of the target, the headline run, the sweep's triples and the methods, each score with its bootstrap
-interval (intervals.py) under "intervals"."""
+"""The summary of every run's evaluation, from the evaluation directories of the target, the headline run, the
+sweep's triples, the methods and the seeds, each score with its bootstrap interval (intervals.py) under "intervals",
+and the three files it is written to, in two layers:
+
+- reports/metrics.json (DVC metrics, what `dvc exp show` lists): the headline run's five scores, under short keys
+  and at three decimals, so that `dvc exp show --only-changed` fits a 120-column terminal beside the params;
+- reports/metrics/runs.json: every run's five scores with their intervals, the seed spread and the settings;
+- reports/metrics/detail.json: everything, the twelve numbers, the attacks, PII, validation and MMLU by subject
+  included.
+
+The two under reports/metrics/ are DVC outputs, not registered metrics: `dvc metrics show reports/metrics/runs.json`
+prints one, and `python -m unlearning.tools.compare` the experiments with the headline's intervals."""
 import statistics
 from pathlib import Path
 
@@ -47,7 +56,7 @@ def model_summary(eval_dir: Path, resamples: int, confidence: float) -> dict:
     return summary
 
 
-# The columns of a run in the sweep and method tables (and in metrics.json, where `dvc exp show` lists them).
+# The columns of a run in the sweep and method tables.
 RUN_COLUMNS = ("final", "task_aggregate", "mia_auc", "mia_score", "strongest_other_mia_score", "mmlu",
                "pii_extraction_forget", "pii_extraction_retain")
 
@@ -112,7 +121,7 @@ def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: 
                  for run in sorted({"target", *triples.values(), *method_table.values(), *seed_runs.values()})}
     return {
         "split": split, "layers": layers, "alpha": alpha, "method": method, "beta": beta, "steps": steps,
-        "min_k": min_k,
+        "seed": seed, "min_k": min_k,
         "bootstrap": {"method": "percentile", "over": "documents", "resamples": resamples, "confidence": confidence,
                       "seed": SEED},
         "before": summaries["target"], "after": summaries["unlearned"],
@@ -122,3 +131,37 @@ def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: 
         "seeds": {str(other): run_row(summaries[run]) for other, run in sorted(seed_runs.items())},
         "seed_spread": seed_spread({other: summaries[run] for other, run in seed_runs.items()}),
     }
+
+
+# reports/metrics.json's key for each headline score, short so that `dvc exp show` stays narrow
+HEADLINE_KEYS = {"final": "final", "task_aggregate": "task", "mia_auc": "mia_auc", "mia_score": "mia", "mmlu": "mmlu"}
+HEADLINE_DIGITS = 3  # the intervals are about +-0.1 wide on the default: a fourth digit would be noise
+RUN_SCORES = tuple(HEADLINE_KEYS)
+
+
+def headline_metrics(metrics: dict) -> dict:
+    """reports/metrics.json: the headline run's five scores, rounded (the other files keep every digit)."""
+    return {short: round(metrics["after"][key], HEADLINE_DIGITS) for key, short in HEADLINE_KEYS.items()}
+
+
+def run_scores(row: dict) -> dict:
+    return {**{key: row[key] for key in RUN_SCORES},
+            "intervals": {key: row["intervals"].get(key) for key in RUN_SCORES}}
+
+
+def run_metrics(metrics: dict) -> dict:
+    """reports/metrics/runs.json: the settings, then per run (the target, the headline, each sweep triple, method and
+    seed) the five scores with their intervals, and the seed spread."""
+    settings = {key: metrics[key] for key in ("split", "layers", "alpha", "method", "beta", "steps", "seed",
+                                              "bootstrap")}
+    return {"settings": settings,
+            "runs": {"target": run_scores(metrics["before"]), "headline": run_scores(metrics["after"]),
+                     **{f"sweep/{first}": run_scores(row) for first, row in metrics["sweep"].items()},
+                     **{f"method/{name}": run_scores(row) for name, row in metrics["methods"].items()},
+                     **{f"seed/{seed}": run_scores(row) for seed, row in metrics["seeds"].items()}},
+            "seed_spread": metrics["seed_spread"]}
+
+
+def detail_files(metrics: dict) -> dict[str, dict]:
+    """The files of reports/metrics/: name -> content."""
+    return {"runs.json": run_metrics(metrics), "detail.json": metrics}

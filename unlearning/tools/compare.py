@@ -1,13 +1,15 @@
-"""Compare DVC experiments: the alpha curve and the spread over random-vector seeds, from `dvc exp show --json`.
+"""Compare DVC experiments: the table of every experiment (its layers, alpha, beta and seed, the headline run's four
+scores with their intervals), the alpha curve and the spread over random-vector seeds.
 
 python -m unlearning.tools.compare [--json FILE] [--out reports/compare]
 
-Not a pipeline stage: it reads the experiments DVC keeps in git, which a stage cannot depend on. Run experiments
-first, e.g. `dvc exp run --queue -S alpha=0.5,1,2,4,8 -S unlearn.seed=0,1,2 && dvc queue start`. Every experiment
-and commit whose params equal the reference's (the current commit's, or --reference REV's) except for `alpha` and
-`unlearn.seed` (and `sweep`, `methods` and `baselines`, which do not change the headline run) enters: the alpha
-table and plot give the mean and spread over seeds of the final score and its parts for each alpha; the seed table
-gives them at the reference's alpha.
+Not a pipeline stage: it reads the experiments DVC keeps in git, which a stage cannot depend on. The scores come from
+`dvc exp show --json` (reports/metrics.json), their intervals from each experiment's reports/metrics/runs.json (a
+git-tracked file of the commit DVC made for it). Run experiments first, e.g. `dvc exp run --queue -S
+alpha=0.5,1,2,4,8 -S unlearn.seed=0,1,2 && dvc queue start`. The alpha table and plot take every experiment and
+commit whose params equal the reference's (the current commit's, or --reference REV's) except for `alpha` and
+`unlearn.seed` (and `sweep`, `methods`, `seeds` and `baselines`, which do not change the headline run): the mean and
+spread over seeds of the final score and its parts for each alpha; the seed table gives them at the reference's alpha.
 """
 import argparse
 import json
@@ -19,11 +21,14 @@ from pathlib import Path
 from ..errors import PipelineError, exit_on_error
 from ..files import atomic_output, write_json
 from ..report.plots import plt, save_figure
+from ..report.summary import HEADLINE_KEYS
 
-METRICS_FILE, PARAMS_FILE = "reports/metrics.json", "params.yaml"
+METRICS_FILE, RUNS_FILE, PARAMS_FILE = "reports/metrics.json", "reports/metrics/runs.json", "params.yaml"
 PARTS = {"final": "final score", "task_aggregate": "task aggregate", "mia_score": "MIA score", "mmlu": "MMLU"}
 FREE = ("alpha", "unlearn.seed")
-IGNORED = ("sweep", "methods", "baselines")  # which further runs an experiment makes does not change its headline `after`
+# which further runs an experiment makes does not change its headline run
+IGNORED = ("sweep", "methods", "baselines", "seeds")
+SETTINGS = {"layers": "layers", "alpha": "alpha", "unlearn.beta": "beta", "unlearn.seed": "seed"}
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -38,17 +43,18 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def experiment_records(exp_show: list) -> list[dict]:
-    """One record per commit or experiment with results: {"name", "rev", "params" (flat), "after" (the unlearned
-    model's final score and parts)}. The workspace and anything that failed or has no metrics are left out."""
+    """One record per commit or experiment with results: {"name", "rev", "params" (flat), "after" (the headline
+    run's final score and parts)}. The workspace and anything that failed or has no metrics are left out."""
     records = []
 
     def add(entry, name):
         data = entry.get("data") or {}
-        metrics = (((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data") or {}).get("after")
+        metrics = ((data.get("metrics") or {}).get(METRICS_FILE) or {}).get("data")
         params = ((data.get("params") or {}).get(PARAMS_FILE) or {}).get("data")
-        if entry.get("error") is None and metrics and params and entry.get("rev") != "workspace":
+        if (entry.get("error") is None and metrics and all(HEADLINE_KEYS[part] in metrics for part in PARTS)
+                and params and entry.get("rev") != "workspace"):
             records.append({"name": name or entry["rev"][:7], "rev": entry["rev"], "params": flatten(params),
-                            "after": {key: metrics[key] for key in PARTS}})
+                            "after": {part: metrics[HEADLINE_KEYS[part]] for part in PARTS}})
 
     for commit in exp_show:
         add(commit, commit.get("name"))
@@ -59,7 +65,7 @@ def experiment_records(exp_show: list) -> list[dict]:
 
 
 def comparable(records: list[dict], reference: dict) -> list[dict]:
-    """Records whose params equal the reference's except for `alpha` and `unlearn.seed` (and `sweep`, `methods`)."""
+    """Records whose params equal the reference's except for `alpha` and `unlearn.seed` (and IGNORED)."""
     def fixed(params):
         return {key: value for key, value in params.items() if key not in FREE + IGNORED}
     return [r for r in records if fixed(r["params"]) == fixed(reference["params"])]
@@ -81,8 +87,66 @@ def spread(records: list[dict], by: str) -> dict:
     return table
 
 
-def markdown(alpha_table: dict, seed_row: dict, reference: dict) -> str:
+def git_runs_file(rev: str) -> dict | None:
+    """reports/metrics/runs.json as committed in `rev` (an experiment's commit, or a commit), or None where that
+    commit has none (made before the file existed)."""
+    result = subprocess.run(["git", "show", f"{rev}:{RUNS_FILE}"], capture_output=True, text=True)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def with_intervals(records: list[dict], read_runs=None) -> list[dict]:
+    """Each record with "intervals": part -> [low, high] of its headline run (None where its commit has no
+    runs.json, or the score no interval)."""
+    out = []
+    for record in records:
+        runs = (read_runs or git_runs_file)(record["rev"])
+        bounds = ((runs or {}).get("runs") or {}).get("headline", {}).get("intervals", {})
+        out.append({**record, "intervals": {part: bounds.get(part) for part in PARTS}})
+    return out
+
+
+def setting(params: dict, key: str) -> str:
+    value = params.get(key)
+    if key == "layers" and isinstance(value, list) and value:
+        return f"{value[0]}-{value[-1]}"
+    return "-" if value is None else str(value)
+
+
+def score_cell(value: float, bounds) -> str:
+    return f"{value:.3f} [n/a]" if bounds is None else f"{value:.3f} [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+
+
+def experiment_table(records: list[dict]) -> list[list[str]]:
+    """The header and one row per record: name, the settings, each part with its interval."""
+    rows = [["experiment", *SETTINGS.values(), *PARTS.values()]]
+    for record in records:
+        rows.append([record["name"], *(setting(record["params"], key) for key in SETTINGS),
+                     *(score_cell(record["after"][part], record["intervals"][part]) for part in PARTS)])
+    return rows
+
+
+def plain_table(rows: list[list[str]]) -> str:
+    """Aligned columns for a terminal: names left, numbers right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[list[str]]) -> list[str]:
+    return (["| " + " | ".join(rows[0]) + " |", "|---|" + "---:|" * (len(rows[0]) - 1)]
+            + ["| " + " | ".join(row) + " |" for row in rows[1:]])
+
+
+def markdown(table: list[list[str]], alpha_table: dict, seed_row: dict, reference: dict) -> str:
     lines = ["# Experiments compared", "",
+             "Every commit and experiment with results: the headline run's scores, in brackets their 95% bootstrap "
+             "intervals over documents (reports/metrics/runs.json; n/a for a commit without it).", "",
+             *markdown_table(table), "",
              f"Reference: {reference['name']} ({reference['rev'][:7]}); experiments with the same params except "
              "`alpha` and `unlearn.seed`. Mean ± sample standard deviation over seeds (n = number of experiments).",
              "", "## Alpha", "", "| alpha | n | " + " | ".join(PARTS.values()) + " |",
@@ -130,7 +194,7 @@ def main(argv=None):
     parser.add_argument("--out", default="reports/compare")
     args = parser.parse_args(argv)
     exp_show = json.loads(Path(args.json).read_text(encoding="utf-8")) if args.json else dvc_exp_show()
-    records = experiment_records(exp_show)
+    records = with_intervals(experiment_records(exp_show))
     if not records:
         raise PipelineError("no commit or experiment with reports/metrics.json and params.yaml; run `dvc repro` or "
                             "`dvc exp run` first")
@@ -142,9 +206,11 @@ def main(argv=None):
     same = comparable(records, reference)
     alpha_table = spread(same, "alpha")
     seed_row = alpha_table[reference["params"]["alpha"]]
+    table = experiment_table(records)
+    print(plain_table(table))
     with atomic_output(Path(args.out)) as out:
         out.mkdir()
-        (out / "compare.md").write_text(markdown(alpha_table, seed_row, reference), encoding="utf-8")
+        (out / "compare.md").write_text(markdown(table, alpha_table, seed_row, reference), encoding="utf-8")
         write_json(out / "compare.json", {"reference": reference["name"], "alpha": {str(a): row for a, row in
                                                                                    alpha_table.items()}})
         plot_alpha(alpha_table, out / "alpha.png")
