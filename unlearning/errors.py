@@ -15,7 +15,8 @@ def recovery_hint() -> str | None:
     """What to run after a stage that DVC started has failed, or None outside DVC.
 
     A failed stage leaves params.yaml as the run set it (a `dvc exp run -S` value stays there, and the next `-S`
-    stacks on top of it) and the outputs DVC removed before running it missing from the workspace."""
+    stacks on top of it) and the outputs DVC removed before running it missing from the workspace: those in DVC's
+    cache come back with `dvc checkout`, the report's git-tracked ones (reports/) with git."""
     stage = os.environ.get("DVC_STAGE")
     if not stage:
         return None
@@ -25,10 +26,10 @@ def recovery_hint() -> str | None:
         return (f"recover: stage `{stage}` failed in an experiment's own copy; your workspace is unchanged: fix the "
                 "value and queue the experiment again (`dvc queue logs <exp>` shows this run)")
     if os.environ.get("DVC_EXP_NAME"):
-        return (f"recover: `git checkout params.yaml && dvc checkout` puts back the committed params and the last "
+        return (f"recover: `git checkout params.yaml reports && dvc checkout` puts back the committed params and the "
                 f"results that stage `{stage}` removed; then `dvc exp run` again with a fixed value")
-    return (f"recover: fix params.yaml (or `git checkout params.yaml` for the committed values), then `dvc repro`; "
-            f"`dvc checkout` puts back the last results that stage `{stage}` removed meanwhile")
+    return (f"recover: fix params.yaml (`git checkout params.yaml` for the committed values) and `dvc repro` again; "
+            f"meanwhile `git checkout reports && dvc checkout` puts back the results that stage `{stage}` removed")
 
 
 def exit_on_error(main):

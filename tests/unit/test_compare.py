@@ -9,7 +9,7 @@ from unlearning.tools import compare
 
 
 def entry(rev, name, alpha, seed, final, layers=(29, 30, 31), error=None):
-    headline = {"final": final, "task": final + 0.1, "mia_auc": 0.5, "mia": final - 0.1, "mmlu": 0.25}
+    headline = {"final": final, "task": final + 0.1, "auc": 0.5, "mia": final - 0.1, "mmlu": 0.25}
     return {"rev": rev, "name": name, "error": error, "data": {
         "rev": rev,
         "params": {"params.yaml": {"data": {"alpha": alpha, "layers": list(layers), "sweep": [2],

@@ -225,11 +225,11 @@ def test_the_command_line_exits_2_with_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("run, expected", [
-    ({"DVC_STAGE": "unlearn"}, "recover: fix params.yaml (or `git checkout params.yaml` for the committed values), "
-                               "then `dvc repro`; `dvc checkout` puts back the last results that stage `unlearn` "
-                               "removed meanwhile"),
+    ({"DVC_STAGE": "unlearn"}, "recover: fix params.yaml (`git checkout params.yaml` for the committed values) and "
+                               "`dvc repro` again; meanwhile `git checkout reports && dvc checkout` puts back the "
+                               "results that stage `unlearn` removed"),
     ({"DVC_STAGE": "unlearn", "DVC_EXP_NAME": "exp-1"},
-     "recover: `git checkout params.yaml && dvc checkout` puts back the committed params and the last results that "
+     "recover: `git checkout params.yaml reports && dvc checkout` puts back the committed params and the results that "
      "stage `unlearn` removed; then `dvc exp run` again with a fixed value"),
     ({"DVC_STAGE": "unlearn", "DVC_EXP_NAME": "exp-1", "DVC_ROOT": "/elsewhere"},
      "recover: stage `unlearn` failed in an experiment's own copy; your workspace is unchanged"),
