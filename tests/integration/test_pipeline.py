@@ -114,8 +114,8 @@ def make_repo(repo: Path, overrides: dict) -> Path:
 
 # The module's repository: the headline run, one sweep triple, one RMU variant and one baseline, on a 6-layer model.
 RUNS = {"sweep": [0], "methods": ["rmu"], "baselines": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}}}
-HEADLINE_STAGES = {"prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned", "mia@target",
-                   "mia@unlearned", "mmlu@target", "mmlu@unlearned", "plot_libraries", "report"}
+HEADLINE_STAGES = {"check_params", "prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned",
+                   "mia@target", "mia@unlearned", "mmlu@target", "mmlu@unlearned", "plot_libraries", "report"}
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def test_editing_a_library_module_makes_exactly_the_stages_that_import_it_stale(
 def test_a_baseline_key_reruns_only_the_baselines(repo):
     set_params(repo, {"unlearn": {"npo_beta": 0.2}})
     assert stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout) == {
-        "unlearn_baseline@npo", "score_baseline@npo", "report"}
+        "check_params", "unlearn_baseline@npo", "score_baseline@npo", "report"}
 
 
 def test_forced_reruns_reproduce_every_output_byte_for_byte(repo):
@@ -234,8 +234,8 @@ def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
     set_params(repo, {"unlearn": {"steps": 3}})
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     # the RMU runs unlearn again; the baselines do not depend on alpha
-    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_sweep@0",
-                   "score_sweep@0", "unlearn_method@rmu", "score_method@rmu", "report"}
+    assert ran == {"check_params", "unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned",
+                   "unlearn_sweep@0", "score_sweep@0", "unlearn_method@rmu", "score_method@rmu", "report"}
     assert json.loads((repo / "reports" / "metrics" / "detail.json").read_text())["alpha"] == 7
     assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
 
@@ -244,9 +244,22 @@ def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
     set_params(repo, {"layers": [0, 1, 2]})
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     # the methods run on `layers`; the sweep's triples do not depend on it
-    assert ran == {"unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned", "unlearn_method@rmu",
-                   "score_method@rmu", "unlearn_baseline@npo", "score_baseline@npo", "report"}
+    assert ran == {"check_params", "unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned",
+                   "unlearn_method@rmu", "score_method@rmu", "unlearn_baseline@npo", "score_baseline@npo", "report"}
     assert json.loads((repo / "reports" / "metrics" / "detail.json").read_text())["layers"] == [0, 1, 2]
+
+
+def test_a_misspelt_experiment_key_fails_before_any_work_with_the_nearest_key(repo):
+    """`-S +key=value` adds a key no stage reads: check_params, which depends on the whole file, still runs."""
+    result = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "+unlearn.stpes=10"], repo, check=False)
+    assert result.returncode != 0
+    assert ("error: params.yaml: unknown key `unlearn.stpes`; did you mean `unlearn.steps`? Every key is in "
+            "docs/params.md") in result.stderr
+    assert "recover: `git checkout params.yaml reports && dvc checkout`" in result.stderr
+    assert stages_ran(result.stdout) == {"check_params"}
+    run(["git", "checkout", "--", "params.yaml", "reports"], repo)
+    run([sys.executable, "-m", "dvc", "checkout", "-q"], repo)
+    assert "Data and pipelines are up to date" in run([sys.executable, "-m", "dvc", "status"], repo).stdout
 
 
 def test_layers_past_the_model_fail_before_any_work(repo):
@@ -276,11 +289,11 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
         return json.loads((repo / "reports" / "metrics" / "detail.json").read_text())
 
     # adding a triple runs that triple and the report, nothing else
-    assert repro(sweep=[0, 3]) == {"unlearn_sweep@3", "score_sweep@3", "report"}
+    assert repro(sweep=[0, 3]) == {"check_params", "unlearn_sweep@3", "score_sweep@3", "report"}
     assert list(metrics()["sweep"]) == ["0", "1", "3"]  # 1 is the headline triple, [1, 2, 3]
     assert "| 3-5 | " in (repo / "reports" / "report.md").read_text()
     # removing a triple drops it from the report; the report reads the runs in params, not the folders on disk
-    assert repro(sweep=[0]) == {"report"}
+    assert repro(sweep=[0]) == {"check_params", "report"}
     assert list(metrics()["sweep"]) == ["0", "1"] and "| 3-5 | " not in (repo / "reports" / "report.md").read_text()
     assert list(metrics()["methods"]) == ["adaptive_rmu", "rmu", "npo"]
     # a triple run before comes back from DVC's run-cache, without running
@@ -288,7 +301,7 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
         shutil.rmtree(repo / stale)
     set_params(repo, {"sweep": [0, 3]})
     output = run([sys.executable, "-m", "dvc", "repro"], repo).stdout
-    assert stages_ran(output) == {"report"}
+    assert stages_ran(output) == {"check_params", "report"}
     assert "Stage 'unlearn_sweep@3' is cached - skipping run" in output
     assert "Stage 'score_sweep@3' is cached - skipping run" in output
     assert (repo / "models" / "sweep" / "3" / "delta.safetensors").is_file()

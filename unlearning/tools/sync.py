@@ -218,7 +218,8 @@ def readers(root: Path = ROOT) -> dict[str, list[str]]:
     found = {}
     for name, stage in stages.items():
         for key in stage.get("do", stage).get("params", []):
-            found.setdefault(key, []).append(name)
+            if isinstance(key, str):  # not `- params.yaml:` (the whole file: check_params)
+                found.setdefault(key, []).append(name)
     return found
 
 
