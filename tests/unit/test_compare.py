@@ -21,8 +21,11 @@ def runs_file(rev):
     """reports/metrics/runs.json of each fake commit; exp-c's commit predates the file."""
     if rev.startswith("c"):
         return None
-    return {"runs": {"headline": {"intervals": {"final": [0.1, 0.9], "task_aggregate": [0.2, 0.8],
-                                                "mia_score": None, "mmlu": [0.25, 0.25]}}}}
+    headline = {"intervals": {"final": [0.1, 0.9], "task_aggregate": [0.2, 0.8], "mia_score": None,
+                              "mmlu": [0.25, 0.25]}}
+    if rev.startswith("a"):
+        headline["final"] = 0.40004  # main's score unrounded (reports/metrics.json has 0.40)
+    return {"runs": {"headline": headline}}
 
 
 def exp_show():
@@ -59,6 +62,7 @@ def test_spread_over_seeds_per_alpha():
 
 def test_the_experiment_table_gives_settings_and_scores_with_intervals():
     records = compare.with_intervals(compare.experiment_records(exp_show()), runs_file)
+    assert records[0]["after"]["final"] == 0.40004 and records[1]["after"]["final"] == 0.50  # runs.json's, if any
     table = compare.experiment_table(records)
     assert table[0] == ["experiment", "layers", "alpha", "beta", "seed", "final score", "task aggregate",
                         "MIA score", "MMLU"]

@@ -135,8 +135,7 @@ def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: 
 
 # reports/metrics.json's key for each headline score, short so that `dvc exp show` stays narrow
 HEADLINE_KEYS = {"final": "final", "task_aggregate": "task", "mia_auc": "auc", "mia_score": "mia", "mmlu": "mmlu"}
-# the intervals are about +-0.1 wide on the default: a third digit would be noise, and two keep `dvc exp show
-# --only-changed` within 120 columns with three changed params (measured: 122 at three digits with `mia_auc`)
+# the intervals are about +-0.1 wide on the default: a third digit would be noise, and two keep the columns narrow
 HEADLINE_DIGITS = 2
 RUN_SCORES = tuple(HEADLINE_KEYS)
 

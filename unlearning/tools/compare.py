@@ -95,13 +95,16 @@ def git_runs_file(rev: str) -> dict | None:
 
 
 def with_intervals(records: list[dict], read_runs=None) -> list[dict]:
-    """Each record with "intervals": part -> [low, high] of its headline run (None where its commit has no
-    runs.json, or the score no interval)."""
+    """Each record with "intervals": part -> [low, high] of its headline run, and its scores at full precision
+    (reports/metrics.json rounds them), from its commit's runs.json; where that commit has none, the rounded
+    scores and no intervals (None)."""
     out = []
     for record in records:
         runs = (read_runs or git_runs_file)(record["rev"])
-        bounds = ((runs or {}).get("runs") or {}).get("headline", {}).get("intervals", {})
-        out.append({**record, "intervals": {part: bounds.get(part) for part in PARTS}})
+        headline = ((runs or {}).get("runs") or {}).get("headline") or {}
+        bounds = headline.get("intervals", {})
+        after = {part: headline.get(part, value) for part, value in record["after"].items()}
+        out.append({**record, "after": after, "intervals": {part: bounds.get(part) for part in PARTS}})
     return out
 
 
