@@ -3,9 +3,10 @@ scores with their intervals), the alpha curve and the spread over random-vector 
 
 python -m unlearning.tools.compare [--json FILE] [--out reports/compare]
 
-Not a pipeline stage: it reads the experiments DVC keeps in git, which a stage cannot depend on. The scores come from
-`dvc exp show --json` (reports/metrics.json), their intervals from each experiment's reports/metrics/runs.json (a
-git-tracked file of the commit DVC made for it). Run experiments first, e.g. `dvc exp run --queue -S
+Not a pipeline stage: it reads the experiments DVC keeps in git, which a stage cannot depend on. The experiments and
+their params come from `dvc exp show --json`, the scores and their intervals from each experiment's
+reports/metrics/runs.json (a git-tracked file of the commit DVC made for it; the rounded reports/metrics.json and
+no intervals for a commit without it). Run experiments first, e.g. `dvc exp run --queue -S
 alpha=0.5,1,2,4,8 -S unlearn.seed=0,1,2 && dvc queue start`. The alpha table and plot take every experiment and
 commit whose params equal the reference's (the current commit's, or --reference REV's) except for `alpha` and
 `unlearn.seed` (and `sweep`, `methods`, `seeds` and `baselines`, which do not change the headline run): the mean and
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ..errors import PipelineError, exit_on_error
 from ..files import atomic_output, write_json
+from ..report.markdown import with_interval
 from ..report.plots import plt, save_figure
 from ..report.summary import HEADLINE_KEYS
 
@@ -115,16 +117,12 @@ def setting(params: dict, key: str) -> str:
     return "-" if value is None else str(value)
 
 
-def score_cell(value: float, bounds) -> str:
-    return f"{value:.3f} [n/a]" if bounds is None else f"{value:.3f} [{bounds[0]:.3f}, {bounds[1]:.3f}]"
-
-
 def experiment_table(records: list[dict]) -> list[list[str]]:
     """The header and one row per record: name, the settings, each part with its interval."""
     rows = [["experiment", *SETTINGS.values(), *PARTS.values()]]
     for record in records:
         rows.append([record["name"], *(setting(record["params"], key) for key in SETTINGS),
-                     *(score_cell(record["after"][part], record["intervals"][part]) for part in PARTS)])
+                     *(with_interval(record["after"][part], record["intervals"][part]) for part in PARTS)])
     return rows
 
 
