@@ -9,7 +9,7 @@ from unlearning.errors import exit_on_error
 from unlearning.evaluation import task
 
 PARAMS = ("device", "model.dtype", "model.trust_remote_code", "data.split", "evaluate.max_new_tokens",
-          "evaluate.batch_size")
+          "evaluate.batch_size", "evaluate.clean_up_spaces")
 
 
 @exit_on_error
@@ -19,7 +19,7 @@ def main(argv=None):
     inputs = task.load_inputs(args.data, params["data.split"])
     model, tokenizer = load_scored_model(args, params)
     result = task.run(model, tokenizer, inputs, params["evaluate.max_new_tokens"], params["evaluate.batch_size"],
-                      str(args.model))
+                      str(args.model), params["evaluate.clean_up_spaces"])
     task.write(args.out, result, str(args.model))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from unlearning import config
 from unlearning.errors import exit_on_error
 from unlearning.files import atomic_output, read_json, write_json
-from unlearning.report.markdown import markdown_report
+from unlearning.report.markdown import fmt, markdown_report
 from unlearning.report.plots import write_plots
 from unlearning.report.summary import build_metrics, detail_files, headline_metrics
 
@@ -49,8 +49,8 @@ def main(argv=None):
     with atomic_output(args.out / "metrics.json") as headline:
         write_json(headline, headline_metrics(metrics))
     b, a = metrics["before"], metrics["after"]
-    print(f"report: final score {b['final']:.3f} -> {a['final']:.3f}, task aggregate {b['task_aggregate']:.3f} -> "
-          f"{a['task_aggregate']:.3f}, MIA AUC {b['mia_auc']:.3f} -> {a['mia_auc']:.3f}, "
+    print(f"report: final score {fmt(b['final'])} -> {fmt(a['final'])}, task aggregate {b['task_aggregate']:.3f} -> "
+          f"{a['task_aggregate']:.3f}, MIA AUC {fmt(b['mia_auc'])} -> {fmt(a['mia_auc'])}, "
           f"MMLU ({b['mmlu_format']}) {b['mmlu']:.3f} -> {a['mmlu']:.3f}; {len(metrics['sweep'])} triples, "
           f"{len(metrics['methods'])} methods")
 

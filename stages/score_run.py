@@ -31,7 +31,7 @@ def main(argv=None):
     model, tokenizer = load_scored_model(args, params)
     results = {
         "task": task.run(model, tokenizer, inputs["task"], params["evaluate.max_new_tokens"],
-                         params["evaluate.batch_size"], str(args.model)),
+                         params["evaluate.batch_size"], str(args.model), params["evaluate.clean_up_spaces"]),
         "mia": mia.run(model, tokenizer, inputs["mia"], params["mia.batch_size"], params["mia.min_k"]),
         "mmlu": mmlu.run(model, tokenizer, inputs["mmlu"], params["mmlu.k"], params["mmlu.batch_size"]),
     }

@@ -43,7 +43,8 @@ def main(argv=None):
         for split, tasks in checks["scores"].items():
             print(f"  {split:6s} " + "  ".join(f"{t}: sc {v['sc']:.3f} qa {v['qa']:.3f}" for t, v in tasks.items()))
         gk = "n/a (the data source has no general-knowledge set)" if checks["mmlu"] is None else f"{checks['mmlu']:.3f}"
-        print(f"  general-knowledge accuracy {gk}, loss-MIA AUC {checks['mia_auc']:.3f}")
+        auc = "n/a (the data source has no MIA files)" if checks["mia_auc"] is None else f"{checks['mia_auc']:.3f}"
+        print(f"  general-knowledge accuracy {gk}, loss-MIA AUC {auc}")
         unmet = unmet_requirements(checks, cfg["require"])
         if unmet:
             raise PipelineError("the target model has not memorised its data (" + "; ".join(unmet)

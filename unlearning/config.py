@@ -335,6 +335,9 @@ SCHEMA = {
         "batch_size": Param(400, Number(minimum=1, integer=True),
                             "rows generated at once (per-step overhead dominates a small model: 400 rows took 0.7x "
                             "the time of 80 at a time)"),
+        "clean_up_spaces": Param(True, Flag(),
+                                 "rewrite \" .\" to \".\", \" 's\" to \"'s\" and the like in every generation, as the "
+                                 "official script's decode (transformers 4.45, clean_up_tokenization_spaces) does"),
     }),
     "mia": Section("membership inference on the forget Task3 documents", {
         "batch_size": Param(16, Number(minimum=1, integer=True), "documents per forward"),

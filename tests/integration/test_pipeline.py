@@ -14,6 +14,7 @@ import pytest
 import yaml
 from helpers import ROOT, SHARED_DATA, default_sigint, dvc_command, merge, params_with
 
+from unlearning.data.synthetic import generate
 from unlearning.tools.sync import render_params_yaml
 
 pytestmark = pytest.mark.integration
@@ -366,3 +367,31 @@ def test_repro_on_the_real_semeval_data_and_real_mmlu(tmp_path):
     mmlu = json.loads((repo / "reports" / "eval" / "target" / "mmlu" / "mmlu.json").read_text())
     assert mmlu["n"] == 4 and mmlu["source"] == f"MMLU (Hendrycks CSV, {MMLU})"
     assert "## MMLU by subject" in (repo / "reports" / "report.md").read_text()
+
+
+def test_repro_on_a_jsonl_only_dataset_without_mia_files(tmp_path):
+    """The layout the official evaluation script reads, forget.jsonl + retain.jsonl and nothing else (no MIA files,
+    no validation split), with a Hendrycks-format MMLU directory: every stage runs, the MIA and final scores are
+    n/a (officially -1) and the rest is scored as usual."""
+    tiny_world = generate(params_with(TINY)["data"]["synthetic"], 0)
+    source = tmp_path / "jsonl"
+    source.mkdir()
+    for split in ("forget", "retain"):
+        rows = [{key: row[key] for key in ("id", "input", "output", "task")} for row in tiny_world[f"{split}_train"]]
+        (source / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    for split, questions in (("dev", ["Sky colour?", "Grass colour?"]), ("test", ["Sun colour?", "Snow colour?"])):
+        (tmp_path / "mmlu" / split).mkdir(parents=True)
+        (tmp_path / "mmlu" / split / f"colours_{split}.csv").write_text(
+            "".join(f'"{q}",red,green,blue,yellow,{"ABCD"[i]}\n' for i, q in enumerate(questions)))
+    repo = make_repo(tmp_path / "repo", merge(json.loads(json.dumps(TINY)), {
+        "data": {"source": str(source)}, "mmlu": {"source": str(tmp_path / "mmlu"), "k": 1}}))
+    assert stages_ran((repo.parent / "first_run.log").read_text()) == HEADLINE_STAGES
+    assert not (repo / "data" / "prepared" / "mia").exists()
+    for model in ("target", "unlearned"):
+        mia = json.loads((repo / "reports" / "eval" / model / "mia" / "mia.json").read_text())
+        assert mia["available"] is False and mia["auc"] is None
+    headline = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert headline["final"] is headline["auc"] is headline["mia"] is None
+    assert 0 <= headline["task"] <= 1 and 0 <= headline["mmlu"] <= 1
+    report = (repo / "reports" / "report.md").read_text()
+    assert "| after (unlearned) | n/a | " in report and "reports the final score as -1" in report

@@ -11,6 +11,7 @@ from unlearning.config import load_all
 from unlearning.errors import PipelineError
 from unlearning.evaluation.mia import (ATTACKS, attack_metrics, attack_scores, loss_attack, loss_rows, min_k_attack,
                                        min_k_plus_plus_attack, zlib_attack)
+from unlearning.evaluation import token_stats
 from unlearning.evaluation.token_stats import TokenStats, document_losses, document_token_stats
 
 
@@ -72,8 +73,13 @@ def direct_stats(model, tokenizer, text):
     return log_probs.gather(-1, torch.tensor(ids[1:])[:, None]).squeeze(-1), mu, sigma
 
 
-@pytest.mark.parametrize("batch_size", [1, 4])
-def test_batched_token_stats_equal_a_direct_computation(tiny_model, tiny_tokenizer, sentences, batch_size):
+@pytest.mark.parametrize("batch_size, chunk, order", [(1, 512, 1), (4, 512, 1), (4, 3, -1), (2, 1, -1)])
+def test_batched_token_stats_equal_a_direct_computation(tiny_model, tiny_tokenizer, sentences, monkeypatch,
+                                                        batch_size, chunk, order):
+    """In any order of lengths (batches are formed by length, results come back in the given order), with the LM
+    head applied a few positions at a time."""
+    monkeypatch.setattr(token_stats, "CHUNK", chunk)
+    sentences = sentences[::order]
     lengths = {len(tiny_tokenizer(s, add_special_tokens=False)["input_ids"]) for s in sentences}
     assert len(lengths) == len(sentences)  # documents of different lengths: batch_size 4 pads all but one
     stats = document_token_stats(tiny_model, tiny_tokenizer, sentences, batch_size)
@@ -85,6 +91,24 @@ def test_batched_token_stats_equal_a_direct_computation(tiny_model, tiny_tokeniz
     losses = document_losses(tiny_model, tiny_tokenizer, sentences, batch_size)
     assert losses == pytest.approx([-direct_stats(tiny_model, tiny_tokenizer, s)[0].mean().item() for s in sentences],
                                    abs=1e-5)
+
+
+def test_peaked_positions_get_the_float64_statistics():
+    """A memorising model's certain positions: float32 underflows the other tokens' probabilities and sigma with
+    them; those positions are recomputed in float64 and equal a float64 computation, the others agree to float32."""
+    torch.manual_seed(0)
+    logits = torch.randn(6, 50)
+    logits[1, 7] = 150.0  # every other token below e^-145: 0 in float32, not in float64
+    logits[4, 3] = 300.0
+    next_ids = torch.tensor([0, 7, 2, 3, 3, 9])
+    got = token_stats.next_token_stats(logits, next_ids)
+    expected = token_stats._moments(logits.double(), next_ids)
+    float32_sigma = token_stats._moments(logits, next_ids)[2]
+    assert float32_sigma[1] == 0 and got.sigma[1] > 0  # float32 alone would lose it
+    for values, exact in zip(got, expected):
+        assert values.dtype == torch.float64
+        assert torch.equal(values[[1, 4]], exact[[1, 4]])
+        assert torch.allclose(values, exact, rtol=1e-5, atol=1e-6)
 
 
 def test_each_attack_separates_a_separable_toy_case():

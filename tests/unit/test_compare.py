@@ -60,6 +60,21 @@ def test_spread_over_seeds_per_alpha():
     assert (table[8]["final"]["min"], table[8]["final"]["max"]) == (0.30, 0.34)
 
 
+def test_experiments_without_mia_data_compare_with_n_a_for_the_mia_and_final_scores(tmp_path):
+    records = compare.experiment_records(exp_show())
+    for record in records:
+        record["after"]["final"] = record["after"]["mia_score"] = None
+    same = compare.comparable(records, records[0])
+    table = compare.spread(same, "alpha")
+    assert table[2]["final"]["mean"] is None and table[2]["task_aggregate"]["mean"] == pytest.approx(0.55)
+    rows = compare.experiment_table(compare.with_intervals(same, lambda rev: None))
+    final_column = 1 + len(compare.SETTINGS)
+    assert [row[final_column] for row in rows[1:]] == ["n/a"] * len(same)
+    assert rows[1][final_column + 1] == "0.500 [n/a]"  # the task aggregate, without an interval file
+    compare.plot_alpha(table, tmp_path / "alpha.png")
+    assert (tmp_path / "alpha.png").stat().st_size > 1000
+
+
 def test_the_experiment_table_gives_settings_and_scores_with_intervals():
     records = compare.with_intervals(compare.experiment_records(exp_show()), runs_file)
     assert records[0]["after"]["final"] == 0.40004 and records[1]["after"]["final"] == 0.50  # runs.json's, if any

@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 import yaml
 from helpers import assert_one_error_line, dvc_command, params_with
 
 from stages import evaluate, mia, mmlu
 from unlearning import config
-from unlearning.evaluation import generation
+from unlearning.evaluation import generation, task
 from unlearning.evaluation.generation import greedy_generate, plain_greedy
 from unlearning.evaluation.mia import ATTACKS, mia_metrics
 from unlearning.evaluation.mmlu import BUILTIN, build_prompt, format_example, format_subject, mmlu_accuracy
@@ -250,7 +251,8 @@ def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
     assert set(pii) == {"split", "forget", "retain"}
     assert set(pii["forget"]) == {"ssn", "phone", "email", "any", "extracted_documents"}
     mia_result = json.loads((out / "mia" / "mia.json").read_text())
-    assert set(mia_result) == {"auc", "score", "member_mean_loss", "nonmember_mean_loss", "attacks", "strongest"}
+    assert set(mia_result) == {"available", "auc", "score", "member_mean_loss", "nonmember_mean_loss", "attacks",
+                               "strongest"} and mia_result["available"] is True
     assert mia_result["attacks"]["loss"] == {"auc": mia_result["auc"], "score": mia_result["score"]}
     assert set(mia_result["attacks"]) == set(ATTACKS)  # every attack of the table, each tested in test_attacks
     loss_rows = [json.loads(line) for line in (out / "mia" / "losses.jsonl").read_text().splitlines()]
@@ -258,6 +260,19 @@ def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
     assert len((out / "mia" / "losses.jsonl").read_text().splitlines()) == len(SENTENCES)
     result = json.loads((out / "mmlu" / "mmlu.json").read_text())
     assert result["source"] == BUILTIN and result["n"] == 1
+
+
+def test_the_mia_stage_without_mia_data_writes_not_available(tiny, tmp_path, monkeypatch, capsys):
+    """A data source without MIA files (as the official script allows): mia.json says so, losses.jsonl is empty."""
+    write_workdir(tiny, tmp_path, monkeypatch, train_files(unlearning_rows()))
+    (Path("data/prepared") / "info.json").write_text(json.dumps({"source": "jsonl", "counts": {}}))
+    mia.main(dvc_command("mia@target")[1])
+    out = Path("reports/eval/target/mia")
+    result = json.loads((out / "mia.json").read_text())
+    assert result["available"] is False and "no MIA members and non-members for the train split" in result["reason"]
+    assert result["auc"] is result["score"] is None and result["attacks"] == {}
+    assert (out / "losses.jsonl").read_text() == ""
+    assert "MIA not available" in capsys.readouterr().out
 
 
 def validation_rows():
@@ -300,3 +315,37 @@ def test_a_half_validation_split_is_one_clear_error(tiny, tmp_path, monkeypatch,
     assert_one_error_line((exit_.value.code, capsys.readouterr().err), "data/prepared/retain_validation.jsonl: missing or empty "
                           "while forget_validation.jsonl has rows")
     assert not Path("reports").exists()
+
+
+# The official script's decode(..., clean_up_tokenization_spaces=True) under transformers 4.45, on generations
+CLEANED = {"Paris .": "Paris.", "Where is it ?": "Where is it?", "Stop !": "Stop!", "red , green": "red, green",
+           "the author 's book": "the author's book", "it does n't": "it doesn't", "I 'm here": "I'm here",
+           "we 've won": "we've won", "they 're gone": "they're gone", "rock ' n ' roll": "rock'n'roll",
+           "a . b , c": "a. b, c"}
+UNCHANGED = ["Paris.", "It's 5 p.m. now", "Mr. Smith's dog, the one that isn't here!", "1984-02-03",
+             "555 123 4567", "mira.stone@example.com", "", "'quoted' text", "Veloria is Amber Bay"]
+
+
+@pytest.mark.parametrize("raw, cleaned", CLEANED.items())
+def test_official_clean_up_rewrites_what_transformers_4_did(raw, cleaned):
+    assert generation.clean_up_spaces(raw) == cleaned
+    # the installed transformers keeps the same rewrite as a method (for remote code), whatever its decode does
+    assert generation.clean_up_spaces(raw) == transformers.PreTrainedTokenizerBase.clean_up_tokenization(None, raw)
+
+
+@pytest.mark.parametrize("text", UNCHANGED)
+def test_official_clean_up_leaves_ordinary_text_alone(text):
+    assert generation.clean_up_spaces(text) == text
+
+
+@pytest.mark.parametrize("clean_up, exact_match", [(True, 1.0), (False, 0.0)])
+def test_a_spaced_generation_is_an_exact_match_only_with_the_official_clean_up(tiny, monkeypatch, clean_up,
+                                                                               exact_match):
+    """What the decoder returns goes through the clean-up before scoring: "Paris ." matches "Paris." officially."""
+    model, tokenizer = copy.deepcopy(tiny)
+    monkeypatch.setattr(tokenizer, "batch_decode", lambda ids, **kwargs: ["Paris ."] * len(ids))
+    rows = [{**row, "output": "Paris."} for row in unlearning_rows()]
+    result = task.run(model, tokenizer, {"split": "train", "rows": rows, "validation": []}, max_new_tokens=2,
+                      batch_size=4, clean_up=clean_up)
+    assert {r["generation"] for r in result["records"]} == {"Paris." if clean_up else "Paris ."}
+    assert [r["score"] for r in result["records"] if r["kind"] == "qa"] == [exact_match] * 6

@@ -158,16 +158,33 @@ def test_missing_files_are_named(synthetic_data, tmp_path, stage):
     (source / "mia_data" / "member.jsonl").unlink()
     (tmp_path / "a").mkdir()
     result = stage("prepare", {"data": {"source": str(source)}}, None, tmp_path / "a")
-    assert_one_error_line(result, "organizers/mia_data/member.jsonl: not found; expected the organizers' layout")
-    jsonl = tmp_path / "jsonl"
-    jsonl.mkdir()
-    for split in ("forget", "retain"):
-        (jsonl / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_data[f"{split}_train"]))
-    (tmp_path / "b").mkdir()
-    result = stage("prepare", {"data": {"source": str(jsonl)}}, None, tmp_path / "b")
-    assert_one_error_line(result, "jsonl: no MIA files; put member.jsonl and nonmember.jsonl")
-    for work in ("a", "b"):
-        assert sorted(p.name for p in (tmp_path / work).iterdir()) == ["params.yaml"]
+    assert_one_error_line(result, "organizers/mia_data/member.jsonl: not found while")
+    assert "MIA members and non-members come in pairs" in result[1]
+    (source / "data" / "retain_train-00000-of-00001.parquet").unlink()
+    result = stage("prepare", {"data": {"source": str(source)}}, None, tmp_path / "a")
+    assert_one_error_line(result, "organizers/data/retain_train-00000-of-00001.parquet: not found; expected the "
+                                  "organizers' layout")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize("layout", ["jsonl", "organizers"])
+def test_without_mia_files_prepare_warns_and_writes_no_mia_data(synthetic_data, tmp_path, stage, layout):
+    """As the official script without --mia_data_path: a warning that the MIA and final scores will be n/a."""
+    if layout == "jsonl":
+        source = tmp_path / "jsonl"
+        source.mkdir()
+        for split in ("forget", "retain"):
+            (source / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n"
+                                                            for r in synthetic_data[f"{split}_train"]))
+    else:
+        source = write_organizers_layout(synthetic_data, tmp_path / "organizers")
+        shutil.rmtree(source / "mia_data")
+    (tmp_path / "work").mkdir()
+    code, err = stage("prepare", {"data": {"source": str(source)}}, None, tmp_path / "work")
+    assert code == 0, err
+    assert "no MIA files (member.jsonl and nonmember.jsonl); the MIA score and the final score will be n/a" in err
+    prepared = tmp_path / "work" / "data" / "prepared"
+    assert (prepared / "forget_train.jsonl").is_file() and not (prepared / "mia").exists()
 
 
 def local_mmlu(subjects="all", limit=None):

@@ -11,7 +11,7 @@ import pytest
 
 from unlearning import config
 from unlearning.data.schema import KINDS, SETS, TASKS
-from unlearning.evaluation.mia import ATTACKS, attack_metrics, loss_rows, mia_metrics
+from unlearning.evaluation.mia import ATTACKS, attack_metrics, loss_rows, mia_metrics, not_available
 from unlearning.evaluation.pii import PII_KINDS
 from unlearning.evaluation.scoring import mia_auc, task_aggregate
 from unlearning.files import write_json, write_jsonl
@@ -24,10 +24,12 @@ SCALARS = ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu")
 
 
 def write_evaluation(eval_dir: Path, seed: int = 0, documents: int = 4, mia_documents: int = 8, questions: int = 20,
-                     per_question: bool = True, mmlu_format: str | None = "rc", forgotten: float = 0.0) -> None:
+                     per_question: bool = True, mmlu_format: str | None = "rc", forgotten: float = 0.0,
+                     mia: bool = True) -> None:
     """reports/eval/<run>/{task,mia,mmlu} of a model: `documents` per (set, task), each one sc row and two qa rows;
     `mia_documents` members and as many non-members; `questions` general-knowledge questions (questions.jsonl only
-    with `per_question`; mmlu.json without "format" when `mmlu_format` is None). `forgotten` lowers forget scores."""
+    with `per_question`; mmlu.json without "format" when `mmlu_format` is None). `forgotten` lowers forget scores.
+    Without `mia`, the MIA stage's "not available" output."""
     rng = random.Random(seed)
     records = []
     for split in SETS:
@@ -51,12 +53,16 @@ def write_evaluation(eval_dir: Path, seed: int = 0, documents: int = 4, mia_docu
               for member in (1, 0)}
     attack_scores = {member: [{name: -loss if name == "loss" else rng.random() for name in ATTACKS}
                               for loss in losses[member]] for member in (1, 0)}
-    write_json(eval_dir / "mia" / "mia.json", {**mia_metrics(losses[1], losses[0]),
-                                               **attack_metrics(attack_scores[1], attack_scores[0])})
     documents_of = {member: [{"id": f"mia-{member}-{n}"} for n in range(mia_documents)] for member in (1, 0)}
-    write_jsonl(eval_dir / "mia" / "losses.jsonl",
-                [row for member in (1, 0)
-                 for row in loss_rows(documents_of[member], member, losses[member], attack_scores[member])])
+    if mia:
+        write_json(eval_dir / "mia" / "mia.json", {"available": True, **mia_metrics(losses[1], losses[0]),
+                                                   **attack_metrics(attack_scores[1], attack_scores[0])})
+        write_jsonl(eval_dir / "mia" / "losses.jsonl",
+                    [row for member in (1, 0)
+                     for row in loss_rows(documents_of[member], member, losses[member], attack_scores[member])])
+    else:
+        write_json(eval_dir / "mia" / "mia.json", not_available("no MIA data"))
+        write_jsonl(eval_dir / "mia" / "losses.jsonl", [])
     correct = [int(rng.random() < 0.6) for _ in range(questions)]
     mmlu = {"source": "builtin", "k": 5, "accuracy": sum(correct) / questions, "per_subject": {"geography": 0.5},
             "n": questions, **({"format": mmlu_format} if mmlu_format else {})}
@@ -169,10 +175,10 @@ def test_without_per_question_results_general_knowledge_has_no_interval(tmp_path
     assert summary["mmlu_format"] == "mc"  # an evaluation from before mmlu.format
 
 
-def write_runs(root: Path, per_question: bool = True) -> None:
+def write_runs(root: Path, per_question: bool = True, mia: bool = True) -> None:
     for seed, run in enumerate(("target", "unlearned", "sweep/13", "method/rmu", "seed/1")):
         write_evaluation(root / run, seed=seed, forgotten=0.0 if run == "target" else 0.25,
-                         per_question=per_question)
+                         per_question=per_question, mia=mia)
 
 
 def metrics_of(root: Path, resamples: int = 300) -> dict:
@@ -262,15 +268,45 @@ def test_error_bars_reach_from_the_value_to_each_bound():
     assert bars[:, 2].tolist() == pytest.approx([0.0, 0.09])  # an interval that misses its value: no negative bar
 
 
-def test_the_report_stage_reads_its_params_and_writes_the_same_bytes_twice(tmp_path, stage):
-    write_runs(tmp_path / "reports" / "eval")
-    write_json(tmp_path / "data" / "prepared" / "info.json", {"source": "synthetic"})
+def write_report_inputs(root: Path, mia: bool = True) -> None:
+    write_runs(root / "reports" / "eval", mia=mia)
+    write_json(root / "data" / "prepared" / "info.json", {"source": "synthetic"})
     for name in ("forget_loss", "retain_loss"):
-        path = tmp_path / "reports" / "unlearn" / "plots" / "metrics" / f"{name}.tsv"
+        path = root / "reports" / "unlearn" / "plots" / "metrics" / f"{name}.tsv"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"step\t{name}\n0\t1.0\n1\t0.5\n")
-    overrides = {"layers": [29, 30, 31], "sweep": [13], "seeds": [1], "methods": ["rmu"], "baselines": [],
-                 "report": {"resamples": 200, "confidence": 0.9}}
+
+
+REPORT_OVERRIDES = {"layers": [29, 30, 31], "sweep": [13], "seeds": [1], "methods": ["rmu"], "baselines": []}
+
+
+def test_without_mia_data_the_mia_and_final_scores_are_n_a_everywhere(tmp_path, stage):
+    """As the official evaluation without MIA files: no MIA score, no final score (officially -1), every other
+    score and interval as usual."""
+    write_report_inputs(tmp_path, mia=False)
+    assert stage("report", {**REPORT_OVERRIDES, "report": {"resamples": 100}}) == (0, "")
+    reports = tmp_path / "reports"
+    assert json.loads((reports / "metrics.json").read_text())["final"] is None
+    headline = json.loads((reports / "metrics.json").read_text())
+    assert headline["auc"] is headline["mia"] is None and 0 <= headline["task"] <= 1 and 0 <= headline["mmlu"] <= 1
+    metrics = json.loads((reports / "metrics" / "detail.json").read_text())
+    for row in (metrics["before"], metrics["after"], *metrics["methods"].values(), *metrics["sweep"].values()):
+        assert row["final"] is row["mia_score"] is row["mia_auc"] is None
+        assert row["intervals"]["final"] is row["intervals"]["mia_score"] is None
+        assert row["intervals"]["task_aggregate"][0] <= row["task_aggregate"] <= row["intervals"]["task_aggregate"][1]
+    assert metrics["seed_spread"]["final"] is None and metrics["seed_spread"]["mmlu"]["std"] >= 0
+    report = (reports / "report.md").read_text()
+    first_row = next(line for line in report.splitlines() if line.startswith("| after (unlearned) |"))
+    assert first_row.split(" | ")[1:4] == ["n/a", first_row.split(" | ")[2], "n/a"] and "[" in first_row.split(" | ")[2]
+    assert "the official evaluation reports the final score as -1" in report
+    assert "Not available: the data source has no MIA files" in report
+    assert (reports / "plots" / "roc.png").stat().st_size > 1000
+    assert (reports / "plots" / "roc.csv").read_text().splitlines() == ["fpr,tpr,series,run"]
+
+
+def test_the_report_stage_reads_its_params_and_writes_the_same_bytes_twice(tmp_path, stage):
+    write_report_inputs(tmp_path)
+    overrides = {**REPORT_OVERRIDES, "report": {"resamples": 200, "confidence": 0.9}}
     outputs = []
     names = ("metrics.json", "metrics/runs.json", "metrics/detail.json", "report.md")
     for _ in range(2):

@@ -17,7 +17,8 @@ SEMEVAL_KEYS = tuple(f"{s}_{split}" for s in SETS for split in SPLITS)  # forget
 # MIA members, non-members and the forget key the members come from, for each split
 MIA_PAIRS = (("mia_member", "mia_nonmember", "forget_train"),
              ("mia_member_validation", "mia_nonmember_validation", "forget_validation"))
-REQUIRED = ("forget_train", "retain_train", "mia_member", "mia_nonmember")
+# the MIA files are optional, as in the official evaluation: without them the MIA and final scores are n/a
+REQUIRED = ("forget_train", "retain_train")
 # data key -> its file in a prepared directory (data/prepared); a source writes the keys it has
 PREPARED_FILES = {
     **{key: f"{key}.jsonl" for key in SEMEVAL_KEYS},
@@ -86,7 +87,7 @@ def check_dataset(data: dict, files: dict | None = None) -> None:
     for key in REQUIRED:
         if key not in data:
             raise PipelineError(f"{files[key]}: the data source has none; every source needs forget and "
-                                "retain train rows and MIA members and non-members")
+                                "retain train rows")
     for key in SEMEVAL_KEYS + tuple(key for pair in MIA_PAIRS for key in pair[:2]):
         if key in data and not data[key]:
             raise PipelineError(f"{files[key]}: no rows; every split given needs at least one document")

@@ -5,11 +5,16 @@
   `data/{forget,retain}_{train,validation}-00000-of-00001.parquet`, `mia_data/{member,nonmember}.jsonl` and
   (optional) `mia_data/validation/`; from a local directory, or from the hub id with `datasets`;
 - the layout the official evaluation script reads: `forget.jsonl` and `retain.jsonl` (columns
-  `id, input, output, task`, `split` optional), the train split only, with the MIA files beside them.
+  `id, input, output, task`, `split` optional), the train split only, with the MIA files beside them or in
+  mia_data/.
+
+The MIA files are optional in both layouts, as they are to the official script: without them the MIA stages write
+"not available" and the final score is n/a (officially -1); a warning says so. One file of a pair alone is an error.
 
 Each loader returns the same dict as `synthetic.generate` (data key -> rows), holding only what the source has,
 and the file each key was read from, so that errors can name it.
 """
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +27,24 @@ MIA_FILES = {"mia_member": "member.jsonl", "mia_nonmember": "nonmember.jsonl"}
 MIA_FOLDERS = (("mia_data", ""), ("mia_data/validation", "_validation"))  # folder, data-key suffix
 JSONL_LAYOUT = ("forget.jsonl", "retain.jsonl")
 LAYOUTS = ("expected the organizers' layout, data/{forget,retain}_{train,validation}-00000-of-00001.parquet "
-           "and mia_data/{member,nonmember}.jsonl, or forget.jsonl and retain.jsonl")
+           "(and mia_data/{member,nonmember}.jsonl), or forget.jsonl and retain.jsonl")
+
+
+NO_MIA = ("warning: {where}: no MIA files (member.jsonl and nonmember.jsonl); the MIA score and the final score will "
+          "be n/a, as in the official evaluation run without --mia_data_path (which reports the final score as -1)")
+
+
+def _read_mia_pair(paths: dict, data: dict, files: dict, suffix: str) -> bool:
+    """Both files of an MIA pair into data[key + suffix]; False when neither exists; one alone is an error."""
+    present = [path.is_file() for path in paths.values()]
+    if not any(present):
+        return False
+    for key, path in paths.items():
+        if not path.is_file():
+            raise PipelineError(f"{path}: not found while {path.parent} has the other MIA file; MIA members and "
+                                "non-members come in pairs (or leave both out: the MIA score is then n/a)")
+        data[key + suffix], files[key + suffix] = _mia_rows(read_jsonl(path)), str(path)
+    return True
 
 
 def is_jsonl_layout(directory: Path) -> bool:
@@ -52,12 +74,8 @@ def load_organizers_dir(directory: Path) -> tuple[dict, dict]:
         data[key], files[key] = [row for path in matches for row in _read_parquet(path)], str(matches[0])
     for folder, suffix in MIA_FOLDERS:
         paths = {key: directory / folder / name for key, name in MIA_FILES.items()}
-        if suffix and not any(path.is_file() for path in paths.values()):
-            continue  # the validation MIA files are optional
-        for key, path in paths.items():
-            if not path.is_file():
-                raise PipelineError(f"{path}: not found; {LAYOUTS}")
-            data[key + suffix], files[key + suffix] = _mia_rows(read_jsonl(path)), str(path)
+        if not _read_mia_pair(paths, data, files, suffix) and not suffix:
+            print(NO_MIA.format(where=directory / folder), file=sys.stderr)
     return data, files
 
 
@@ -95,10 +113,7 @@ def load_jsonl_layout(directory: Path) -> tuple[dict, dict]:
             row.setdefault("split", split)
         data[f"{split}_train"], files[f"{split}_train"] = rows, str(directory / name)
     for folder in (directory / "mia_data", directory):
-        if all((folder / name).is_file() for name in MIA_FILES.values()):
-            for key, name in MIA_FILES.items():
-                data[key] = _mia_rows(read_jsonl(folder / name))
-                files[key] = str(folder / name)
+        if _read_mia_pair({key: folder / name for key, name in MIA_FILES.items()}, data, files, ""):
             return data, files
-    raise PipelineError(f"{directory}: no MIA files; put member.jsonl and nonmember.jsonl (columns id, document) "
-                        "in mia_data/ beside forget.jsonl and retain.jsonl")
+    print(NO_MIA.format(where=f"{directory} (and its mia_data/)"), file=sys.stderr)
+    return data, files

@@ -7,6 +7,11 @@ positions, mask and KV cache as generate builds for left padding) and removes ea
 and the cache. It is used when greedy decoding is all the model's generation config asks for; a config that adds
 logits processors (repetition penalty, forced or suppressed tokens, ...) goes through generate, which applies
 them. tests/unit/test_eval.py checks that both give the same strings.
+
+The official evaluation decodes with `clean_up_tokenization_spaces=True` under transformers 4.45, which rewrites
+" ." to ".", " 's" to "'s" and so on after decoding; transformers 5 ignores that flag for BPE tokenizers. With
+`clean_up_spaces` (params `evaluate.clean_up_spaces`, default true) the same rewrite is applied here as its own step
+(clean_up_spaces below), so that a generation "Paris ." is an exact match for "Paris." as it is officially.
 """
 import inspect
 
@@ -48,6 +53,19 @@ def _forward_arguments(model) -> tuple[dict, DynamicCache]:
     return arguments, cache
 
 
+# transformers 4.45's PreTrainedTokenizerBase.clean_up_tokenization, in its order: what the official script's
+# decode(..., clean_up_tokenization_spaces=True) applies to every generation
+OFFICIAL_CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                     (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def clean_up_spaces(text: str) -> str:
+    """The official evaluation's decoding clean-up of one generation (OFFICIAL_CLEAN_UP, in order)."""
+    for old, new in OFFICIAL_CLEAN_UP:
+        text = text.replace(old, new)
+    return text
+
+
 @torch.inference_mode()
 def compact_greedy(model, input_ids, attention_mask, max_new_tokens: int, eos_token_id) -> list[list[int]]:
     """Greedy continuations (token ids, EOS included when emitted) of a left-padded batch; a row leaves the batch and
@@ -83,9 +101,10 @@ def compact_greedy(model, input_ids, attention_mask, max_new_tokens: int, eos_to
 
 @torch.inference_mode()
 def greedy_generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
-                    desc: str = "generate", engine: str = "compact") -> list[str]:
+                    desc: str = "generate", engine: str = "compact", clean_up: bool = False) -> list[str]:
     """The greedy continuation of each prompt (new text only), in the order of `prompts`. `engine` compact:
-    compact_greedy when plain_greedy(model), else generate; `generate`: always model.generate."""
+    compact_greedy when plain_greedy(model), else generate; `generate`: always model.generate. `clean_up`: the
+    official decoding clean-up (clean_up_spaces) on every text."""
     prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     max_positions = model.config.max_position_embeddings
     for prompt, ids in zip(prompts, prompt_ids):
@@ -113,9 +132,10 @@ def greedy_generate(model, tokenizer, prompts: list[str], max_new_tokens: int, b
                     do_sample=False, num_beams=1, use_cache=True,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
                 new_ids = output_ids[:, input_ids.shape[1]:]
-            texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+            # the tokenizer's own clean-up off: under transformers 4 it would apply the rewrite whatever clean_up says
+            texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
             for i, text in zip(batch_indices, texts):
-                generations[i] = text
+                generations[i] = clean_up_spaces(text) if clean_up else text
     finally:
         tokenizer.padding_side = saved_side
     return generations

@@ -19,9 +19,12 @@ def knowledge_checks(model, tokenizer, data: dict, batch: int, mmlu_k: int, mmlu
     if data.get("mmlu_test"):
         fmt = resolve_format(mmlu_format, "builtin")
         mmlu = mmlu_accuracy(model, tokenizer, data["mmlu_dev"], data["mmlu_test"], mmlu_k, batch, fmt)["accuracy"]
-    member = document_losses(model, tokenizer, [d["document"] for d in data["mia_member"]], batch)
-    nonmember = document_losses(model, tokenizer, [d["document"] for d in data["mia_nonmember"]], batch)
-    return {"scores": scores, "mmlu": mmlu, "mia_auc": mia_auc(member, nonmember)}
+    auc = None  # no MIA data: nothing to check, as nothing will be scored
+    if data.get("mia_member"):
+        member = document_losses(model, tokenizer, [d["document"] for d in data["mia_member"]], batch)
+        nonmember = document_losses(model, tokenizer, [d["document"] for d in data["mia_nonmember"]], batch)
+        auc = mia_auc(member, nonmember)
+    return {"scores": scores, "mmlu": mmlu, "mia_auc": auc}
 
 
 def unmet_requirements(checks: dict, require: dict) -> list[str]:
@@ -34,6 +37,6 @@ def unmet_requirements(checks: dict, require: dict) -> list[str]:
                 unmet.append(f"{split} {task} qa exact match {kinds['qa']:.3f} < {require['qa_exact']}")
     if checks["mmlu"] is not None and checks["mmlu"] < require["mmlu"]:
         unmet.append(f"general-knowledge accuracy {checks['mmlu']:.3f} < {require['mmlu']}")
-    if checks["mia_auc"] < require["mia_auc"]:
+    if checks["mia_auc"] is not None and checks["mia_auc"] < require["mia_auc"]:
         unmet.append(f"loss-MIA AUC {checks['mia_auc']:.3f} < {require['mia_auc']}")
     return unmet

@@ -3,13 +3,19 @@ documents of the same kind the model never saw). The official score is the loss 
 Min-K%++ attacks are reported beside it, and the strongest is named. Every attack reads the same per-token
 numbers of one forward per document batch (token_stats.py); adding one is a function and a line in ATTACKS, and
 its test.
+
+MIA data is optional, as in the official evaluation: where the prepared data has no members and non-members for
+the split, mia.json says `"available": false` with the reason, losses.jsonl is empty, and the MIA and final scores
+are n/a downstream (officially the final score is then -1).
 """
 import statistics
 import zlib
+from pathlib import Path
 
 import torch
 
 from ..data.prepared import prepared_split
+from ..data.schema import PREPARED_FILES
 from ..errors import PipelineError
 from ..files import atomic_output, write_json, write_jsonl
 from .scoring import attack_auc, mia_auc, mia_score
@@ -95,9 +101,20 @@ def loss_rows(docs: list[dict], member: int, losses: list[float], scores: list[d
             for doc, loss, s in zip(docs, losses, scores)]
 
 
+def not_available(reason: str) -> dict:
+    """mia.json where there is no MIA data: every score null, and why."""
+    return {"available": False, "reason": reason, "auc": None, "score": None, "member_mean_loss": None,
+            "nonmember_mean_loss": None, "attacks": {}, "strongest": None}
+
+
 def load_inputs(prepared, split: str) -> dict:
-    """The members and non-members of `split`, read and checked before any model loads."""
+    """The members and non-members of `split`, read and checked before any model loads, or {"members": None,
+    "reason": ...} where the data source has neither file for that split."""
     suffix = "" if split == "train" else "_" + split
+    paths = [Path(prepared) / PREPARED_FILES[key + suffix] for key in ("mia_member", "mia_nonmember")]
+    if not any(path.is_file() for path in paths):
+        return {"members": None, "nonmembers": None,
+                "reason": f"the data source has no MIA members and non-members for the {split} split"}
     members = prepared_split(prepared, "mia_member" + suffix)
     nonmembers = prepared_split(prepared, "mia_nonmember" + suffix)
     if not members or not nonmembers:
@@ -108,9 +125,11 @@ def load_inputs(prepared, split: str) -> dict:
 
 def run(model, tokenizer, inputs: dict, batch_size: int, k: float) -> dict:
     members, nonmembers = inputs["members"], inputs["nonmembers"]
+    if members is None:
+        return {"metrics": not_available(inputs["reason"]), "rows": []}
     member_losses, member_scores = score_documents(model, tokenizer, members, batch_size, k)
     nonmember_losses, nonmember_scores = score_documents(model, tokenizer, nonmembers, batch_size, k)
-    return {"metrics": {**mia_metrics(member_losses, nonmember_losses),
+    return {"metrics": {"available": True, **mia_metrics(member_losses, nonmember_losses),
                         **attack_metrics(member_scores, nonmember_scores)},
             "rows": (loss_rows(members, 1, member_losses, member_scores)
                      + loss_rows(nonmembers, 0, nonmember_losses, nonmember_scores))}
@@ -123,6 +142,9 @@ def write(out, result: dict, name: str) -> None:
         out_dir.mkdir()
         write_json(out_dir / "mia.json", metrics)
         write_jsonl(out_dir / "losses.jsonl", result["rows"])
+    if not metrics["available"]:
+        print(f"{name}: MIA not available: {metrics['reason']}; the MIA and final scores are n/a")
+        return
     strongest = metrics["strongest"]
     print(f"{name}: MIA AUC {metrics['auc']:.4f}, score {metrics['score']:.4f}; strongest attack {strongest}: "
           f"AUC {metrics['attacks'][strongest]['auc']:.4f}, score {metrics['attacks'][strongest]['score']:.4f}")

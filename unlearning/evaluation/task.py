@@ -20,10 +20,11 @@ def score_generations(rows: list[dict], generations: list[str]):
     return scores, records
 
 
-def evaluate_task(model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int):
-    """Greedy generations of every row's input, scored by score_generations."""
+def evaluate_task(model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int, clean_up: bool = False):
+    """Greedy generations of every row's input (`clean_up`: the official decoding clean-up), scored by
+    score_generations."""
     generations = greedy_generate(model, tokenizer, [row["input"] for row in rows], max_new_tokens, batch_size,
-                                  desc="evaluate")
+                                  desc="evaluate", clean_up=clean_up)
     return score_generations(rows, generations)
 
 
@@ -35,13 +36,16 @@ def load_inputs(prepared, split: str, validation: bool = True) -> dict:
     return {"split": split, "rows": rows, "validation": validation_rows(prepared) if with_validation else []}
 
 
-def run(model, tokenizer, inputs: dict, max_new_tokens: int, batch_size: int, label: str = "") -> dict:
-    """`label` names the model in the progress bar."""
+def run(model, tokenizer, inputs: dict, max_new_tokens: int, batch_size: int, label: str = "",
+        clean_up: bool = True) -> dict:
+    """`label` names the model in the progress bar; `clean_up`: the official decoding clean-up
+    (`evaluate.clean_up_spaces`)."""
     rows, validation = inputs["rows"], inputs["validation"]
     scored = inputs["split"] + (" + validation" if validation else "")
     # one generation pass for both: the first len(rows) generations are the split's, the rest validation's
     generations = greedy_generate(model, tokenizer, [row["input"] for row in rows + validation], max_new_tokens,
-                                  batch_size, desc=" ".join(filter(None, ("evaluate", label, f"({scored} rows)"))))
+                                  batch_size, desc=" ".join(filter(None, ("evaluate", label, f"({scored} rows)"))),
+                                  clean_up=clean_up)
     split_generations, validation_generations = generations[:len(rows)], generations[len(rows):]
     scores, records = score_generations(rows, split_generations)
     result = {"scores": {"split": inputs["split"], "scores": scores, "task_aggregate": task_aggregate(scores)},

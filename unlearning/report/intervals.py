@@ -9,6 +9,9 @@ documents. These samples are resampled independently, each keeping its size:
 - the general-knowledge test questions (mmlu/questions.jsonl; an evaluation without that file gets no interval for
   general knowledge, and so none for the final score).
 
+Without MIA data (mia.json `"available": false`) the MIA scores, the members' and non-members' NLL and the final
+score have no interval, as they have no value.
+
 Each resample is scored as the official evaluation scores the data: a cell is the mean of its rows' scores, then
 scoring.py's task_aggregate, mia_score and final_score. The loss attack's AUC of a resample is computed in the
 Mann-Whitney form of scoring.mia_auc, from how often each member and non-member is drawn: the same number (the tests
@@ -109,15 +112,18 @@ def resampled_scores(samples: Samples, draws: list[np.ndarray]) -> np.ndarray:
     # scoring.mia_auc: P(a member's loss < a non-member's) + P(equal) / 2, over every drawn pair
     wins = ((samples.member_losses[:, None] < samples.nonmember_losses[None, :])
             + 0.5 * (samples.member_losses[:, None] == samples.nonmember_losses[None, :]))
-    auc = ((member_draws @ wins) * nonmember_draws).sum(-1) / (len(samples.member_losses)
-                                                             * len(samples.nonmember_losses))
+    mia_pairs = len(samples.member_losses) * len(samples.nonmember_losses)
+    # no MIA data: placeholders, never reported (model_intervals), as general knowledge's below
+    auc = ((member_draws @ wins) * nonmember_draws).sum(-1) / mia_pairs if mia_pairs else np.zeros(1)
     # without per-question results general knowledge has no interval (load_samples): a placeholder, never reported
     general = (question_draws[0] @ samples.questions / len(samples.questions) if question_draws
                else np.zeros(1))
     scalars = {"task_aggregate": aggregate, "mia_auc": auc, "mia_score": mia_score(auc), "mmlu": general,
                "final": final_score(aggregate, mia_score(auc), general),
-               "member_mean_loss": member_draws @ samples.member_losses / len(samples.member_losses),
-               "nonmember_mean_loss": nonmember_draws @ samples.nonmember_losses / len(samples.nonmember_losses)}
+               "member_mean_loss": (member_draws @ samples.member_losses / len(samples.member_losses)
+                                    if mia_pairs else auc),
+               "nonmember_mean_loss": (nonmember_draws @ samples.nonmember_losses / len(samples.nonmember_losses)
+                                       if mia_pairs else auc)}
     return np.stack(np.broadcast_arrays(*cells.T, *(scalars[name] for name in SCALARS)))
 
 
@@ -157,4 +163,7 @@ def model_intervals(eval_dir: Path, resamples: int, confidence: float) -> dict:
     intervals = dict(zip(SCALARS, bounds[len(CELLS):]))
     if samples.questions is None:
         intervals["mmlu"] = intervals["final"] = None
+    if not len(samples.member_losses):
+        for name in ("mia_auc", "mia_score", "final", "member_mean_loss", "nonmember_mean_loss"):
+            intervals[name] = None
     return {**intervals, "scores": as_scores(bounds[:len(CELLS)])}

@@ -17,8 +17,11 @@ def fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def with_interval(value: float, bounds, digits: int = 3) -> str:
-    """"0.935 [0.901, 0.962]": a score and its interval; "[n/a]" where the evaluation gives no interval."""
+def with_interval(value: float | None, bounds, digits: int = 3) -> str:
+    """"0.935 [0.901, 0.962]": a score and its interval; "[n/a]" where the evaluation gives no interval; "n/a" for
+    a score the evaluation could not compute (the MIA and final scores without MIA data)."""
+    if value is None:
+        return "n/a"
     if bounds is None:
         return f"{value:.{digits}f} [n/a]"
     low, high = bounds
@@ -47,6 +50,9 @@ def interval_note(metrics: dict) -> str:
     if any(row["intervals"]["mmlu"] is None for row in runs):
         note += (" [n/a]: the evaluation has no per-question MMLU results (mmlu/questions.jsonl; rerun its mmlu "
                  "stage), so MMLU and the final score have no interval there.")
+    if not metrics["before"].get("mia_available", True):
+        note += (" MIA: n/a, the data source has no MIA files (member.jsonl, nonmember.jsonl), so there is no MIA "
+                 "score and no final score; the official evaluation reports the final score as -1 in that case.")
     return note
 
 
@@ -102,6 +108,7 @@ def seed_section(metrics: dict) -> list[str]:
              f"({', '.join(map(str, spread['seeds']))}) on this target: mean ± sample std [min, max].", "",
              "| | " + " | ".join(names.values()) + " |", "|---|" + "---:|" * len(names)]
     lines.append("| over seeds | " + " | ".join(
+        "n/a" if spread[key] is None else
         f"{spread[key]['mean']:.3f} ± {spread[key]['std']:.3f} [{spread[key]['min']:.3f}, {spread[key]['max']:.3f}]"
         for key in names) + " |")
     return lines + [""]
@@ -117,7 +124,7 @@ def method_section(metrics: dict) -> list[str]:
     ]
     for name, row in {"target (before)": metrics["before"], **metrics["methods"]}.items():
         lines.append(f"| {name} | {row_values(row, ('final', 'task_aggregate', 'mia_score'))} "
-                     f"| {row['strongest_other_mia_score']:.3f} ({row['strongest_other_attack']}) "
+                     f"| {strongest_attack(row)} "
                      f"| {row_values(row, ('mmlu',))} "
                      f"| {fmt(row['pii_extraction_forget'])} | {fmt(row['pii_extraction_retain'])} |")
     return lines + [
@@ -128,6 +135,13 @@ def method_section(metrics: dict) -> list[str]:
         "`unlearn.baseline_params` names. Every method sees the same forget/retain batches in the same order.",
         "",
     ]
+
+
+def strongest_attack(row: dict) -> str:
+    """"0.412 (min_k)": the strongest other attack's MIA score and name, "n/a" without MIA data."""
+    if row["strongest_other_attack"] is None:
+        return "n/a"
+    return f"{row['strongest_other_mia_score']:.3f} ({row['strongest_other_attack']})"
 
 
 def sweep_section(metrics: dict) -> list[str]:
@@ -184,7 +198,10 @@ def attack_section(metrics: dict) -> list[str]:
     before, after = metrics["before"], metrics["after"]
     lines = ["## Membership inference attacks (forget Task3 members vs non-members)", "",
              f"The official MIA score uses the loss attack. Min-K% and Min-K%++ average the {metrics['min_k']:.0%} "
-             "least likely tokens.", "",
+             "least likely tokens.", ""]
+    if not before["attacks"]:
+        return lines + ["Not available: the data source has no MIA files (member.jsonl, nonmember.jsonl).", ""]
+    lines += [
              "| attack | AUC before | score before | AUC after | score after |", "|---|---:|---:|---:|---:|"]
     for name in before["attacks"]:
         b, a = before["attacks"][name], after["attacks"][name]

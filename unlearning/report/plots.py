@@ -48,6 +48,11 @@ def error_bars(values: list, bounds: list) -> np.ndarray:
                      for value, b in zip(values, bounds)]).reshape(-1, 2).T
 
 
+def nan_for_none(values: list) -> list:
+    """A score the evaluation could not compute (MIA without MIA data) is drawn as nothing."""
+    return [np.nan if value is None else value for value in values]
+
+
 def plot_scores(metrics: dict, path: Path) -> None:
     labels = [cell for cell, _ in cells(metrics["before"]["scores"])]
     fig, ax = plt.subplots(figsize=(10, 4.5))
@@ -69,8 +74,11 @@ def plot_scores(metrics: dict, path: Path) -> None:
 
 
 def roc_points(eval_dir: Path) -> dict:
-    """Attack -> (fpr, tpr) of one model; losses.jsonl holds the NLL and the other attacks' member scores."""
+    """Attack -> (fpr, tpr) of one model; losses.jsonl holds the NLL and the other attacks' member scores (empty,
+    and so no curve, without MIA data)."""
     rows = read_jsonl(eval_dir / "mia" / "losses.jsonl")
+    if not rows:
+        return {}
     members = [row["member"] for row in rows]
     curves = {"loss": roc_curve(members, [-row["loss"] for row in rows])[:2]}
     for name in ATTACKS:
@@ -82,6 +90,8 @@ def roc_points(eval_dir: Path) -> dict:
 def plot_roc(curves: dict, metrics: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 5))
     for ax, (name, attack_curves), key in zip(axes, curves.items(), ("before", "after")):
+        if not attack_curves:
+            ax.text(0.5, 0.5, "MIA not available:\nthe data has no MIA files", ha="center", va="center")
         for attack, (fpr, tpr) in attack_curves.items():
             ax.plot(fpr, tpr, label=f"{ATTACKS[attack][1]}, AUC {metrics[key]['attacks'][attack]['auc']:.3f}",
                     lw=2.2 if attack == "loss" else 1.2)
@@ -114,12 +124,13 @@ def plot_methods(metrics: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(11, 4.5))
     width = 0.8 / len(rows)
     for i, (name, row) in enumerate(rows.items()):
-        values = [row[key] or 0.0 for key in METHOD_BARS]
+        values = nan_for_none([row[key] for key in METHOD_BARS])
         bounds = [row["intervals"].get(key) for key in METHOD_BARS]
         bars = ax.bar([j + (i - (len(rows) - 1) / 2) * width for j in range(len(METHOD_BARS))], values, width,
                       label=name, yerr=error_bars(values, bounds), capsize=2, error_kw={"lw": 0.8})
         # every bar's value: a score of 0 (an attack that wins outright, nothing extracted) draws no bar at all
-        ax.bar_label(bars, fmt="%.2f", fontsize=5.5, rotation=90, padding=2)
+        ax.bar_label(bars, labels=["n/a" if np.isnan(v) else f"{v:.2f}" for v in values], fontsize=5.5,
+                     rotation=90, padding=2)
     ax.set_xticks(range(len(METHOD_BARS)), [mmlu_label(metrics) if key == "mmlu" else label
                                             for key, label in METHOD_BARS.items()])
     ax.set_ylim(0, 1.4)
@@ -137,13 +148,16 @@ def plot_sweep(metrics: dict, path: Path) -> None:
     headline = metrics["layers"][0]
     fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(14, 3.6), sharex=True)
     for ax, (key, title) in zip(axes, SWEEP_PANELS.items()):
-        values = [row[key] for row in metrics["sweep"].values()]
+        values = nan_for_none([row[key] for row in metrics["sweep"].values()])
         bounds = [row["intervals"][key] for row in metrics["sweep"].values()]
         ax.errorbar(firsts, values, yerr=error_bars(values, bounds), marker="o", capsize=3, label="unlearned")
-        ax.plot([headline], [metrics["sweep"][str(headline)][key]], marker="*", ms=14, ls="", color="C1",
-                label=f"headline {metrics['layers']}")
+        ax.plot([headline], nan_for_none([metrics["sweep"][str(headline)][key]]), marker="*", ms=14, ls="",
+                color="C1", label=f"headline {metrics['layers']}")
         before = metrics["before"]
-        ax.axhline(before[key], color="grey", ls="--", lw=1, label="target (before)")
+        if before[key] is None:
+            ax.text(0.5, 0.5, "n/a: no MIA data", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.axhline(before[key], color="grey", ls="--", lw=1, label="target (before)")
         if before["intervals"][key] is not None:
             ax.axhspan(*before["intervals"][key], color="grey", alpha=0.15, lw=0, label="target's interval")
         ax.set_title(mmlu_label(metrics) if key == "mmlu" else title)
@@ -155,6 +169,10 @@ def plot_sweep(metrics: dict, path: Path) -> None:
 
 def plot_sweep_tradeoff(metrics: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 5))
+    if metrics["before"]["mia_score"] is None:
+        ax.text(0.5, 0.5, "MIA not available:\nthe data has no MIA files", ha="center", va="center")
+        save_figure(fig, path)
+        return
     for first, row in metrics["sweep"].items():
         ax.errorbar(row["mia_score"], row["mmlu"], marker="o", color="C0", lw=0.8, capsize=2,
                     xerr=error_bars([row["mia_score"]], [row["intervals"]["mia_score"]]),
@@ -209,6 +227,8 @@ def score_rows(metrics: dict, run: str):
 
 def roc_rows(curves: dict, metrics: dict, run: str):
     for name, key in (("target", "before"), ("unlearned", "after")):
+        if not curves[name]:
+            continue
         label = f"{MODELS[name]}, AUC {metrics[key]['attacks']['loss']['auc']:.3f}"
         for fpr, tpr in zip(*curves[name]["loss"]):
             yield [fpr, tpr, label, run]

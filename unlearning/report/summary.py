@@ -29,10 +29,12 @@ def model_summary(eval_dir: Path, resamples: int, confidence: float) -> dict:
     pii = read_json(eval_dir / "task" / "pii.json")
     mia = read_json(eval_dir / "mia" / "mia.json")
     mmlu = read_json(eval_dir / "mmlu" / "mmlu.json")
+    available = mia.get("available", True)  # evaluations from before optional MIA always had it
     strongest_other = min((name for name in mia["attacks"] if name != "loss"),
-                          key=lambda name: mia["attacks"][name]["score"])
+                          key=lambda name: mia["attacks"][name]["score"], default=None)
     summary = {
-        "final": final_score(task["task_aggregate"], mia["score"], mmlu["accuracy"]),
+        # as the official evaluation, no final score without MIA (it reports -1 there)
+        "final": final_score(task["task_aggregate"], mia["score"], mmlu["accuracy"]) if available else None,
         "task_aggregate": task["task_aggregate"],
         "mia_auc": mia["auc"],
         "mia_score": mia["score"],
@@ -41,7 +43,8 @@ def model_summary(eval_dir: Path, resamples: int, confidence: float) -> dict:
         "member_mean_loss": mia["member_mean_loss"],
         "nonmember_mean_loss": mia["nonmember_mean_loss"],
         "strongest_other_attack": strongest_other,
-        "strongest_other_mia_score": mia["attacks"][strongest_other]["score"],
+        "strongest_other_mia_score": mia["attacks"][strongest_other]["score"] if available else None,
+        "mia_available": available,
         "pii_extraction_forget": pii["forget"]["any"]["rate"],
         "pii_extraction_retain": pii["retain"]["any"]["rate"],
         "mmlu_per_subject": mmlu["per_subject"],
@@ -100,10 +103,14 @@ SPREAD_COLUMNS = ("final", "task_aggregate", "mia_score", "mmlu")
 
 def seed_spread(rows: dict[int, dict]) -> dict:
     """Mean, sample standard deviation and range of each headline column over the unlearning seeds (seed -> run row):
-    how far two runs that differ only in their random draws land apart."""
+    how far two runs that differ only in their random draws land apart; null for a column without values (no MIA
+    data)."""
     spread = {"seeds": sorted(rows)}
     for column in SPREAD_COLUMNS:
         values = [rows[seed][column] for seed in sorted(rows)]
+        if None in values:
+            spread[column] = None
+            continue
         spread[column] = {"mean": statistics.fmean(values),
                           "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                           "min": min(values), "max": max(values)}
@@ -142,7 +149,8 @@ RUN_SCORES = tuple(HEADLINE_KEYS)
 
 def headline_metrics(metrics: dict) -> dict:
     """reports/metrics.json: the headline run's five scores, rounded (the other files keep every digit)."""
-    return {short: round(metrics["after"][key], HEADLINE_DIGITS) for key, short in HEADLINE_KEYS.items()}
+    return {short: None if metrics["after"][key] is None else round(metrics["after"][key], HEADLINE_DIGITS)
+            for key, short in HEADLINE_KEYS.items()}
 
 
 def run_scores(row: dict) -> dict:

@@ -83,6 +83,9 @@ def spread(records: list[dict], by: str) -> dict:
         row = {"n": len(group), "seeds": sorted(r["params"]["unlearn.seed"] for r in group)}
         for part in PARTS:
             values = [r["after"][part] for r in group]
+            if None in values:  # no MIA data: no MIA or final score to spread
+                row[part] = {"mean": None, "std": None, "min": None, "max": None}
+                continue
             row[part] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                          "min": min(values), "max": max(values)}
         table[value] = row
@@ -154,12 +157,14 @@ def markdown(table: list[list[str]], alpha_table: dict, seed_row: dict, referenc
              "|---:|---:|" + "---:|" * len(PARTS)]
     for alpha, row in alpha_table.items():
         lines.append(f"| {alpha} | {row['n']} | "
-                     + " | ".join(f"{row[p]['mean']:.3f} ± {row[p]['std']:.3f}" for p in PARTS) + " |")
+                     + " | ".join("n/a" if row[p]["mean"] is None else f"{row[p]['mean']:.3f} ± {row[p]['std']:.3f}"
+                                  for p in PARTS) + " |")
     lines += ["", f"## Seeds at alpha {reference['params']['alpha']}", "",
               f"Seeds {seed_row['seeds']}.", "", "| part | mean | std | min | max |", "|---|---:|---:|---:|---:|"]
     for part, title in PARTS.items():
         s = seed_row[part]
-        lines.append(f"| {title} | {s['mean']:.3f} | {s['std']:.3f} | {s['min']:.3f} | {s['max']:.3f} |")
+        lines.append(f"| {title} | " + " | ".join("n/a" if s[k] is None else f"{s[k]:.3f}"
+                                                  for k in ("mean", "std", "min", "max")) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -167,6 +172,8 @@ def plot_alpha(alpha_table: dict, path: Path) -> None:
     alphas = list(alpha_table)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for part, title in PARTS.items():
+        if any(alpha_table[a][part]["mean"] is None for a in alphas):
+            continue
         ax.errorbar(alphas, [alpha_table[a][part]["mean"] for a in alphas],
                     yerr=[alpha_table[a][part]["std"] for a in alphas], marker="o", capsize=3, label=title,
                     lw=2.2 if part == "final" else 1.2)

@@ -26,14 +26,14 @@ from ..models.delta import load_target_or_delta
 
 
 def never_seen_scores(model, tokenizer, synthetic: dict, worlds: list[int], max_new_tokens: int,
-                      batch_size: int, split: str) -> list[dict]:
+                      batch_size: int, split: str, clean_up: bool = True) -> list[dict]:
     """Per other world, the target's mean score per task x kind over all its `split` rows, forget and retain alike
     (all never seen)."""
     scores = []
     for world in worlds:
         data = generate(synthetic, world)
         records = evaluate_task(model, tokenizer, data[f"forget_{split}"] + data[f"retain_{split}"], max_new_tokens,
-                                batch_size)[1]
+                                batch_size, clean_up)[1]
         scores.append({task: {kind: statistics.fmean(r["score"] for r in records
                                                      if r["task"] == task and r["kind"] == kind)
                               for kind in KINDS} for task in TASKS})
@@ -59,9 +59,10 @@ def main(argv=None):
     model, tokenizer = load_target_or_delta(args.target, args.target, params["device"], params["model"]["dtype"],
                                             params["model"]["trust_remote_code"])
     target_rows = prepared_split(args.data, f"forget_{split}") + prepared_split(args.data, f"retain_{split}")
-    target = evaluate_task(model, tokenizer, target_rows, evaluate["max_new_tokens"], evaluate["batch_size"])[0]
+    target = evaluate_task(model, tokenizer, target_rows, evaluate["max_new_tokens"], evaluate["batch_size"],
+                           evaluate["clean_up_spaces"])[0]
     unseen = never_seen_scores(model, tokenizer, params["data"]["synthetic"], args.worlds,
-                               evaluate["max_new_tokens"], evaluate["batch_size"], split)
+                               evaluate["max_new_tokens"], evaluate["batch_size"], split, evaluate["clean_up_spaces"])
     print(f"\nThe target on forget documents it trained on and on those of worlds {args.worlds} it never saw "
           "(mean [min, max] over worlds):\n")
     print("| task | kind | trained on (forget) | never seen | retain (trained on) |\n|---|---|---:|---:|---:|")
