@@ -111,6 +111,21 @@ def test_peaked_positions_get_the_float64_statistics():
         assert torch.allclose(values, exact, rtol=1e-5, atol=1e-6)
 
 
+def test_float32_moments_over_a_50k_vocabulary_equal_the_float64_definitions():
+    """The one-exponential formula in float32, on flat and moderately peaked rows of an OLMo-sized vocabulary,
+    against log-softmax and the moments of log p in float64."""
+    torch.manual_seed(0)
+    logits = torch.randn(8, 50_304) * torch.tensor([0.1, 1, 2, 4, 8, 12, 16, 20])[:, None]
+    next_ids = torch.randint(0, 50_304, (8,))
+    log_probs = torch.log_softmax(logits.double(), dim=-1)
+    mu = (log_probs.exp() * log_probs).sum(-1)
+    sigma = ((log_probs.exp() * (log_probs - mu[:, None]).square()).sum(-1)).sqrt()
+    got = token_stats._moments(logits, next_ids)
+    for values, exact in zip(got, (log_probs.gather(-1, next_ids[:, None]).squeeze(-1), mu, sigma)):
+        assert values.dtype == torch.float32
+        assert torch.allclose(values.double(), exact, rtol=2e-5, atol=1e-5)
+
+
 def test_each_attack_separates_a_separable_toy_case():
     def stats(level):
         return TokenStats(t([level, level - 0.5, level - 1.0]), t([-2.0] * 3), t([1.0] * 3))
