@@ -1,4 +1,5 @@
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -18,11 +19,21 @@ SENTENCES = [
 
 
 def pytest_configure(config):
-    torch.set_num_threads(2)
+    # at most two threads (the CPU machines' cores), fewer where pytest-xdist's workers share them
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
     # Property tests check properties, not speed (benchmarks/ does that): no per-example deadline, which a first
     # call that imports rouge-score or a busy machine would miss.
     settings.register_profile("project", deadline=None)
     settings.load_profile("project")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-randomly's shuffle
+def pytest_collection_modifyitems(items):
+    """The integration modules first (each builds its own DVC repository, minutes): under pytest-xdist, which hands
+    out whole files in this order (pyproject.toml), each starts at once on its own worker while the unit tests fill
+    the gaps."""
+    items.sort(key=lambda item: "integration" not in item.keywords)
 
 
 @pytest.fixture(scope="session")

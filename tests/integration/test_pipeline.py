@@ -1,122 +1,24 @@
-"""The DVC pipeline end to end on a tiny configuration, in temporary git repositories: one built once per module,
-and a copy of it for every test that changes something, so that each test passes alone and in any order."""
+"""The DVC pipeline end to end on a tiny configuration, in a temporary git repository built once per module, and a
+copy of it for every test that changes something, so that each test passes alone and in any order."""
 import json
 import os
-import re
-import signal
-import time
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-import yaml
-from helpers import ROOT, SHARED_DATA, default_sigint, dvc_command, merge, params_with
-
-from unlearning.data.synthetic import generate
-from unlearning.tools.sync import render_params_yaml
+from dvc_repos import (ENV, HEADLINE_STAGES, METRICS_FILES, TINY, git_commit, make_repo, run, set_params,
+                       stages_ran)
+from helpers import default_sigint, dvc_command, merge
 
 pytestmark = pytest.mark.integration
-
-TINY = {
-    "device": "cpu",
-    "layers": [1, 2, 3],
-    "sweep": [],
-    "seeds": [],
-    "methods": [],
-    "baselines": [],
-    "data": {"synthetic": {"train_docs": 2, "validation_docs": 1, "nonmember_docs": 2, "background_docs": 2,
-                           "gk_countries": 12, "gk_test_per_subject": 2}},
-    "model": {"scratch": {"num_hidden_layers": 4, "hidden_size": 32, "intermediate_size": 64,
-                          "num_attention_heads": 2, "vocab_size": 400, "max_position_embeddings": 256},
-              "train": {"epochs": 2, "batch_size": 16},
-              "require": {"sc_rouge": 0, "qa_exact": 0, "mmlu": 0, "mia_auc": 0}},
-    "unlearn": {"steps": 3, "batch_size": 2, "max_length": 64},
-    "evaluate": {"max_new_tokens": 8},
-}
-
-
-# Loaded by every Python process of the run (DVC and each stage): any attempt to reach the network is logged and
-# refused. AF_UNIX sockets (local IPC) stay allowed.
-NO_NETWORK = """
-import os, socket
-def _refuse(what):
-    def refuse(*args, **kwargs):
-        with open(os.environ["NETWORK_ATTEMPTS"], "a") as log:
-            log.write(f"{os.getpid()} {what} {args[1:] if what == 'connect' else args[:1]}\\n")
-        raise OSError("network access is blocked in this test")
-    return refuse
-_connect = socket.socket.connect
-def connect(self, address):
-    if self.family == socket.AF_UNIX:
-        return _connect(self, address)
-    return _refuse("connect")(self, address)
-socket.socket.connect = connect
-socket.getaddrinfo = _refuse("getaddrinfo")
-"""
-METRICS_FILES = ("reports/metrics.json", "reports/metrics/runs.json", "reports/metrics/detail.json",
-                 "reports/unlearn/metrics.json", "reports/eval/target/task/scores.json",
-                 "reports/eval/unlearned/task/scores.json", "reports/eval/target/mia/mia.json",
-                 "reports/eval/unlearned/mia/mia.json", "reports/eval/target/mmlu/mmlu.json",
-                 "reports/eval/unlearned/mmlu/mmlu.json")
-
-
-# DVC runs each stage's `python -m stages...` through a shell: the `python` found first on PATH must be this one,
-# with its packages, also when the tests run from a virtual environment that was never activated.
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
-def run(cmd: list[str], cwd: Path, check=True, env=None) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or ENV)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def stages_ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def set_params(repo: Path, override: dict) -> None:
-    path = repo / "params.yaml"
-    path.write_text(render_params_yaml(merge(yaml.safe_load(path.read_text()), override)))
-
-
-def offline_env(workdir: Path) -> dict:
-    """The environment of a run with networking disabled (HF_HUB_OFFLINE and a socket layer that refuses), in which
-    every stage logs the params it declared and read."""
-    (workdir / "no_network").mkdir(exist_ok=True)
-    (workdir / "no_network" / "sitecustomize.py").write_text(NO_NETWORK)
-    return {**ENV, "PYTHONPATH": str(workdir / "no_network"), "HF_HUB_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1", "NETWORK_ATTEMPTS": str(workdir / "network_attempts.log"),
-            "UNLEARNING_PARAMS_LOG": str(workdir / "params_read.jsonl")}
-
-
-def make_repo(repo: Path, overrides: dict) -> Path:
-    """A git + DVC repository holding the project with the schema's defaults and `overrides` as params.yaml, after
-    its first `dvc repro`, which runs with networking disabled, committed."""
-    repo.mkdir(parents=True)
-    for name in ("stages", "unlearning", "dvc.yaml", ".dvcignore"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
-    for cache in repo.rglob("__pycache__"):
-        shutil.rmtree(cache)
-    (repo / "params.yaml").write_text(render_params_yaml(params_with(overrides)))
-    run(["git", "init", "-q"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], repo)
-    run([sys.executable, "-m", "dvc", "init", "-q"], repo)
-    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
-    env = offline_env(repo.parent)
-    (repo.parent / "first_run.log").write_text(run([sys.executable, "-m", "dvc", "repro"], repo, env=env).stdout)
-    git_commit(repo, "first run")
-    return repo
 
 
 # The module's repository: the headline run, one sweep triple, one RMU variant and one baseline, on a 6-layer model.
 RUNS = {"sweep": [0], "methods": ["rmu"], "baselines": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}}}
-HEADLINE_STAGES = {"check_params", "prepare", "target", "unlearn", "evaluate@target", "evaluate@unlearned",
-                   "mia@target", "mia@unlearned", "mmlu@target", "mmlu@unlearned", "plot_libraries", "report"}
 
 
 @pytest.fixture(scope="module")
@@ -275,11 +177,6 @@ def test_layers_past_the_model_fail_before_any_work(repo):
     assert (repo / "models" / "unlearned" / "delta.safetensors").stat().st_mtime_ns == before
 
 
-def git_commit(repo: Path, message: str) -> None:
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", message], repo)
-
-
 def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp_path):
     """From the first run: layers [1, 2, 3], sweep [0], methods [rmu], baselines [npo]."""
     def repro(**override) -> set[str]:
@@ -342,56 +239,3 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
     assert seeds["n"] == 2 and seeds["seeds"] == [0, 1]
     assert seeds["final"]["min"] <= metrics()["after"]["final"] <= seeds["final"]["max"]
     assert (repo / "compare" / "alpha.png").stat().st_size > 1000
-
-
-SEMEVAL, MMLU = SHARED_DATA / "semeval25-unlearning-data", SHARED_DATA / "mmlu"
-
-
-@pytest.mark.skipif(not (SEMEVAL.is_dir() and MMLU.is_dir()), reason=f"real SemEval data / MMLU not found in {SHARED_DATA}")
-def test_repro_on_the_real_semeval_data_and_real_mmlu(tmp_path):
-    """The same stages on the organizers' files and Hendrycks MMLU, chosen by params alone: one document per task
-    and split, a tiny model from scratch, two MMLU subjects."""
-    real = merge(json.loads(json.dumps(TINY)), {
-        "data": {"source": str(SEMEVAL), "limit": 1},
-        "model": {"scratch": {"max_position_embeddings": 2048}, "require": None},
-        "mmlu": {"source": str(MMLU), "subjects": ["anatomy", "astronomy"], "limit": 2}})
-    repo = make_repo(tmp_path / "repo", real)
-    assert len(stages_ran((repo.parent / "first_run.log").read_text())) == len(HEADLINE_STAGES)
-    info = json.loads((repo / "data" / "prepared" / "info.json").read_text())
-    assert info["source"] == str(SEMEVAL) and info["counts"]["forget_train.jsonl"] == 1 * (2 + 6 + 2)
-    metrics = json.loads((repo / "reports" / "metrics" / "detail.json").read_text())
-    assert metrics["split"] == "train"
-    for key in ("before", "after"):
-        assert set(metrics[key]["mmlu_per_subject"]) == {"anatomy", "astronomy"}
-        assert 0.0 <= metrics[key]["final"] <= 1.0
-    mmlu = json.loads((repo / "reports" / "eval" / "target" / "mmlu" / "mmlu.json").read_text())
-    assert mmlu["n"] == 4 and mmlu["source"] == f"MMLU (Hendrycks CSV, {MMLU})"
-    assert "## MMLU by subject" in (repo / "reports" / "report.md").read_text()
-
-
-def test_repro_on_a_jsonl_only_dataset_without_mia_files(tmp_path):
-    """The layout the official evaluation script reads, forget.jsonl + retain.jsonl and nothing else (no MIA files,
-    no validation split), with a Hendrycks-format MMLU directory: every stage runs, the MIA and final scores are
-    n/a (officially -1) and the rest is scored as usual."""
-    tiny_world = generate(params_with(TINY)["data"]["synthetic"], 0)
-    source = tmp_path / "jsonl"
-    source.mkdir()
-    for split in ("forget", "retain"):
-        rows = [{key: row[key] for key in ("id", "input", "output", "task")} for row in tiny_world[f"{split}_train"]]
-        (source / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    for split, questions in (("dev", ["Sky colour?", "Grass colour?"]), ("test", ["Sun colour?", "Snow colour?"])):
-        (tmp_path / "mmlu" / split).mkdir(parents=True)
-        (tmp_path / "mmlu" / split / f"colours_{split}.csv").write_text(
-            "".join(f'"{q}",red,green,blue,yellow,{"ABCD"[i]}\n' for i, q in enumerate(questions)))
-    repo = make_repo(tmp_path / "repo", merge(json.loads(json.dumps(TINY)), {
-        "data": {"source": str(source)}, "mmlu": {"source": str(tmp_path / "mmlu"), "k": 1}}))
-    assert stages_ran((repo.parent / "first_run.log").read_text()) == HEADLINE_STAGES
-    assert not (repo / "data" / "prepared" / "mia").exists()
-    for model in ("target", "unlearned"):
-        mia = json.loads((repo / "reports" / "eval" / model / "mia" / "mia.json").read_text())
-        assert mia["available"] is False and mia["auc"] is None
-    headline = json.loads((repo / "reports" / "metrics.json").read_text())
-    assert headline["final"] is headline["auc"] is headline["mia"] is None
-    assert 0 <= headline["task"] <= 1 and 0 <= headline["mmlu"] <= 1
-    report = (repo / "reports" / "report.md").read_text()
-    assert "| after (unlearned) | n/a | " in report and "reports the final score as -1" in report
