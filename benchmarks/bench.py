@@ -32,10 +32,11 @@ PARAMS = config.defaults()  # the project's defaults, whatever the workspace's p
 CPU = torch.device("cpu")
 
 
-def step_seconds(model, tokenizer, forget, retain, layers, cfg) -> float:
-    """Median seconds per RMU step, from the steps' own timestamps (setup and caching excluded)."""
+def step_seconds(model, tokenizer, forget, retain, layers, cfg, device=CPU) -> float:
+    """Median seconds per RMU step, from the steps' own timestamps (setup and caching excluded; each step's logged
+    losses are read back, which waits for a GPU)."""
     stamps = []
-    run_rmu(model, tokenizer, forget, retain, layers, PARAMS["alpha"], cfg, CPU,
+    run_rmu(model, tokenizer, forget, retain, layers, PARAMS["alpha"], cfg, device,
             log_step=lambda *args: stamps.append(time.perf_counter()))
     return statistics.median(b - a for a, b in zip(stamps, stamps[1:]))
 

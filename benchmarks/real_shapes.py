@@ -14,6 +14,10 @@ its peak memory (the process's maximum resident set) is its own. Per shape it pr
   functions) against docs/methods.md's formula (forget tokens + 2 x retain tokens) x d x bytes;
 - greedy generation rows/s at the real prompt lengths (`--new-tokens` new tokens, one batch).
 
+`--evaluation`: the MIA pass and the task score's generation against the official evaluation's loops, on a d=96
+model with OLMo-7B's depth and vocabulary. `--below-floor`: the floor against a prototype that cuts layer l-2 to its
+down_proj (its attention and MLP input projections cached once per batch).
+
 Where the reference engine's two copies do not fit this machine's memory (7B: 2 x 13.5 GB in bf16 on 24 GB), it
 is measured on the same shape cut to fewer layers (`--reference-layers`) and projected to the full depth from
 the per-layer cost of two depths; the table says so. The models are random: speed does not depend on what they
@@ -44,7 +48,7 @@ from unlearning import config  # noqa: E402
 from unlearning.data.semeval import load_organizers_dir  # noqa: E402
 from unlearning.evaluation.generation import greedy_generate  # noqa: E402
 from unlearning.methods.training import batch_schedule, encode, texts_by_task  # noqa: E402
-from unlearning.models.layers import slice_inputs  # noqa: E402
+from unlearning.models.layers import decoder_layers, run_slice, slice_inputs  # noqa: E402
 from unlearning.models.training import train_tokenizer  # noqa: E402
 
 SEMEVAL = ROOT.parent / "shared" / "data" / "semeval25-unlearning-data"
@@ -126,6 +130,45 @@ def setup_seconds(model, tokenizer, forget, retain, layers, cfg) -> float:
     return time.perf_counter() - start
 
 
+def below_floor(model, tokenizer, forget, retain, layers, cfg) -> dict:
+    """The floor with layer l-2 cut to its down_proj. Its attention and its MLP's gate and up projections see cached
+    inputs through frozen weights, so their outputs (the residual stream after attention, [tokens, d], and the MLP's
+    intermediate activation, [tokens, MLP width]) can be cached once per batch; a step then runs one matmul of layer
+    l-2 and the whole of layers l-1 and l. OLMo's decoder layer (pre-norm, residual + MLP) is written out here: a
+    prototype, to measure what the engine would gain and what the cache would cost."""
+    batches, steps = batch_schedule(forget, retain, cfg)
+    first = decoder_layers(model)[layers[0]]
+    cached, intermediate_bytes, largest_gap = {}, 0, 0.0
+    with torch.no_grad():
+        for key, texts in batches.items():
+            hidden, layer_kwargs, _ = slice_inputs(model, layers[0], layers[0], *encode(tokenizer, texts,
+                                                                                      cfg["max_length"], CPU))
+            after_attention = hidden + first.self_attn(first.input_layernorm(hidden), **layer_kwargs)[0]
+            normed = first.post_attention_layernorm(after_attention)
+            intermediate = first.mlp.act_fn(first.mlp.gate_proj(normed)) * first.mlp.up_proj(normed)
+            cut = after_attention + first.mlp.down_proj(intermediate)
+            largest_gap = max(largest_gap, (cut - run_slice(model, layers[0], layers[0], hidden, layer_kwargs))
+                              .abs().max().item())
+            cached[key] = (after_attention, intermediate, layer_kwargs)
+            intermediate_bytes += intermediate.nbytes
+    model.requires_grad_(False)
+    weights = [model.get_parameter(f"model.layers.{i}.mlp.down_proj.weight").requires_grad_(True) for i in layers]
+    times = []
+    for _, forget_key, retain_key in steps:
+        start = time.perf_counter()
+        total = 0
+        for key in (forget_key, retain_key):
+            after_attention, intermediate, layer_kwargs = cached[key]
+            hidden = after_attention + first.mlp.down_proj(intermediate)
+            total = total + run_slice(model, layers[0] + 1, layers[-1], hidden, layer_kwargs).square().mean()
+        total.backward()
+        times.append(time.perf_counter() - start)
+        for weight in weights:
+            weight.grad = None
+    return {"step_s": statistics.median(times), "intermediate_bytes": intermediate_bytes,
+            "largest_gap_to_the_layer": largest_gap}
+
+
 def measure(args) -> dict:
     """One measurement (args.what) in this process."""
     tokenizer, forget, retain, data = real_texts(args.texts)
@@ -140,6 +183,8 @@ def measure(args) -> dict:
         result["step_s"] = step_seconds(model, tokenizer, forget, retain, layers, dict(cfg, engine=args.what))
     elif args.what == "floor":
         result["step_s"] = floor_seconds(model, tokenizer, forget, retain, layers, cfg)
+    elif args.what == "below_floor":
+        result.update(below_floor(model, tokenizer, forget, retain, layers, cfg))
     elif args.what == "setup":
         result["setup_s"] = setup_seconds(model, tokenizer, forget, retain, layers, cfg)
         result["plain_forward_s"] = plain_forward_seconds(model, tokenizer, forget, retain, cfg)
@@ -268,6 +313,8 @@ def main():
                              "shape too slow to run whole here")
     parser.add_argument("--evaluation", action="store_true",
                         help="only the MIA and generation passes against the official loops (d96 model)")
+    parser.add_argument("--below-floor", action="store_true",
+                        help="the floor against the floor with layer l-2 cut to its down_proj (run alternately twice)")
     parser.add_argument("--mia-batch-size", type=int, default=config.defaults()["mia"]["batch_size"])
     parser.add_argument("--batch-rows", type=int, default=config.defaults()["evaluate"]["batch_size"],
                         help="rows per generation batch (--evaluation)")
@@ -291,6 +338,10 @@ def main():
           f"texts per task, batches of {args.batch_size} x <= {args.max_length} tokens, {args.steps} steps")
     if args.evaluation:
         evaluation_bench(common)
+        return
+    if args.below_floor:
+        for shape in args.shapes:
+            below_floor_bench(shape, ["--layers", str(args.cut[1])] if args.cut else [], common)
         return
     for shape in args.shapes:
         if args.cut:
@@ -317,6 +368,21 @@ def main():
                 results["reference"] = {"step_s": r2["step_s"] + per_layer * (full - d2), "projected": True,
                                         "peak_rss_gb": None, "from": {d1: r1["step_s"], d2: r2["step_s"]}}
         summarise(shape, results)
+
+
+def below_floor_bench(shape: str, cut: list[str], common: list[str]) -> None:
+    rows = {(what, run): run_child(["--shape", shape, "--what", what, *cut, *common])
+            for run in (1, 2) for what in ("floor", "below_floor")}
+    for row in rows.values():
+        print(json.dumps(row), flush=True)
+    if any("error" in row for row in rows.values()):
+        return
+    floor = statistics.median(rows["floor", run]["step_s"] for run in (1, 2))
+    below = statistics.median(rows["below_floor", run]["step_s"] for run in (1, 2))
+    extra = rows["below_floor", 1]["intermediate_bytes"]
+    print(f"\n{shape}: floor {floor:.2f} s, layer l-2 cut to its down_proj {below:.2f} s: {floor / below:.2f}x; the "
+          f"cut's cache adds {extra / 1e6:.1f} MB (the MLP intermediate) to the fast engine's; largest difference "
+          f"to the layer's own output {rows['below_floor', 1]['largest_gap_to_the_layer']:.1e}")
 
 
 def cut_bench(shape: str, depths: list[int], common: list[str]) -> None:

@@ -1,4 +1,5 @@
 import copy
+import functools
 import json
 from pathlib import Path
 
@@ -124,6 +125,39 @@ def test_compact_greedy_matches_generate(tiny, seed):
     compact = greedy_generate(model, stopping, PROMPTS, 12, len(PROMPTS))
     assert compact == reference
     assert len({len(text) for text in compact}) > 1
+
+
+@pytest.mark.skipif(generation.DynamicLayer is None, reason="transformers 4 has no per-layer caches")
+def test_the_preallocated_cache_gives_the_concatenating_cache_s_logits_bit_for_bit(tiny, monkeypatch):
+    """The in-place cache against DynamicCache's torch.cat, in the compact engine: every step's logits equal to the
+    bit (rows leaving the batch included), so the generated strings cannot differ."""
+    _, tokenizer = tiny
+    model = sharp_attention_model(tokenizer, 1)
+    stopping = eos_mid_generation(model, tokenizer)
+    monkeypatch.setattr(tokenizer, "padding_side", "left")
+    batch = tokenizer(PROMPTS, padding=True, add_special_tokens=False, return_tensors="pt")
+    forward = model.forward
+    logits, layer_classes = {}, {}
+
+    def recording(label):
+        @functools.wraps(forward)  # the engine reads the forward's signature
+        def record(*args, **kwargs):
+            cache = kwargs.get("cache", kwargs.get("past_key_values"))
+            layer_classes.setdefault(label, set()).update(type(layer).__name__ for layer in cache.layers)
+            output = forward(*args, **kwargs)
+            logits.setdefault(label, []).append(output.logits[:, -1].clone())
+            return output
+        return record
+
+    for label, full_attention_only in (("preallocated", generation._full_attention_only), ("cat", lambda _: False)):
+        monkeypatch.setattr(generation, "_full_attention_only", full_attention_only)
+        monkeypatch.setattr(model, "forward", recording(label))
+        generation.compact_greedy(model, batch["input_ids"], batch["attention_mask"], 12, stopping.eos_token_id)
+    assert layer_classes == {"preallocated": {"PreallocatedLayer"}, "cat": {"DynamicLayer"}}
+    assert len(logits["preallocated"]) == len(logits["cat"]) > 2
+    assert len({len(step) for step in logits["cat"]}) > 1  # rows left the batch on the way
+    for ours, cat in zip(logits["preallocated"], logits["cat"]):
+        assert torch.equal(ours, cat)
 
 
 def test_generation_config_with_processors_goes_through_generate(tiny):

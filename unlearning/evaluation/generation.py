@@ -18,6 +18,11 @@ import inspect
 import torch
 from transformers import DynamicCache, GenerationConfig
 
+try:  # transformers >= 5: a cache is a list of layers, each a class of its own
+    from transformers.cache_utils import Cache, DynamicLayer
+except ImportError:  # transformers 4: DynamicCache only
+    Cache = DynamicLayer = None
+
 from ..errors import PipelineError
 from ..progress import progress
 
@@ -36,14 +41,59 @@ def plain_greedy(model) -> bool:
     return set(config.to_diff_dict()) <= _PLAIN_KEYS
 
 
-def _forward_arguments(model) -> tuple[dict, DynamicCache]:
-    """An empty KV cache under the forward's keyword for it (transformers 5 renamed past_key_values to cache), and
-    logits for the last position only where the forward can skip the rest (a 50k vocabulary's logits over a
-    whole prompt batch would not fit)."""
+if DynamicLayer is not None:
+    class PreallocatedLayer(DynamicLayer):
+        """A DynamicLayer whose keys and values are views of buffers allocated once, `capacity` positions long (the
+        batch's prompt and every new token): each step writes its position in place. DynamicLayer concatenates,
+        copying the whole cache at every step, which at 256 new tokens moves more memory than the attention reads;
+        the attention sees the same tensors either way (tests/unit/test_eval.py compares the strings)."""
+
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity
+            self.length = 0
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self.key_buffer = key_states.new_empty(*key_states.shape[:2], self.capacity, key_states.shape[-1])
+                self.value_buffer = value_states.new_empty(*value_states.shape[:2], self.capacity,
+                                                           value_states.shape[-1])
+            new = key_states.shape[-2]
+            self.key_buffer[:, :, self.length:self.length + new] = key_states
+            self.value_buffer[:, :, self.length:self.length + new] = value_states
+            self.length += new
+            self._view()
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self.length:
+                self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+                self._view()
+
+        def _view(self) -> None:
+            self.keys = self.key_buffer[:, :, :self.length]
+            self.values = self.value_buffer[:, :, :self.length]
+
+
+def _full_attention_only(config) -> bool:
+    """Whether every layer attends to the whole context (no sliding window, no linear attention), the one case a
+    preallocated cache is written for."""
+    layer_types = getattr(config, "layer_types", None)
+    return not getattr(config, "sliding_window", None) and all(kind == "full_attention"
+                                                                 for kind in layer_types or ["full_attention"])
+
+
+def _forward_arguments(model, capacity: int) -> tuple[dict, DynamicCache]:
+    """An empty KV cache for `capacity` positions under the forward's keyword for it (transformers 5 renamed
+    past_key_values to cache), and logits for the last position only where the forward can skip the rest (a 50k
+    vocabulary's logits over a whole prompt batch would not fit)."""
     parameters = inspect.signature(model.forward).parameters
-    try:
+    if DynamicLayer is not None and _full_attention_only(model.config):
+        cache = Cache(layers=[PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)])
+    elif DynamicLayer is not None:
         cache = DynamicCache(config=model.config)
-    except TypeError:  # transformers 4: the cache takes no config
+    else:  # transformers 4: the cache takes no config
         cache = DynamicCache()
     arguments = {"cache" if "cache" in parameters else "past_key_values": cache, "use_cache": True}
     for name in ("logits_to_keep", "num_logits_to_keep"):
@@ -72,7 +122,7 @@ def compact_greedy(model, input_ids, attention_mask, max_new_tokens: int, eos_to
     the KV cache at its EOS."""
     eos_ids = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
                            device=input_ids.device)
-    forward_arguments, cache = _forward_arguments(model)
+    forward_arguments, cache = _forward_arguments(model, input_ids.shape[1] + max_new_tokens)
     # the positions generate gives a left-padded prompt: 0 at each row's first real token
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
