@@ -233,11 +233,31 @@ def mia_pass(model, tokenizer, docs: list[str], what: str, batch_size: int) -> d
         losses, _ = score_documents(model, tokenizer, [{"document": d} for d in docs], batch_size,
                                     config.defaults()["mia"]["min_k"])
     else:
-        losses = []
-        for doc in docs:
-            ids = tokenizer(doc, return_tensors="pt").input_ids
-            losses.append(model(ids, labels=ids).loss.item())
+        losses = official_mia_losses(model, tokenizer, docs)
     return {"seconds": time.perf_counter() - start, "losses": losses}
+
+
+@torch.inference_mode()
+def official_mia_losses(model, tokenizer, docs: list[str]) -> list[float]:
+    """The official evaluation's MIA loop: one document per forward, its mean NLL."""
+    losses = []
+    for doc in docs:
+        ids = tokenizer(doc, return_tensors="pt").input_ids.to(model.device)
+        losses.append(model(ids, labels=ids).loss.item())
+    return losses
+
+
+@torch.inference_mode()
+def official_generations(model, tokenizer, prompts: list[str], new_tokens: int) -> list[str]:
+    """The official evaluation's generation loop: `model.generate` one row at a time, decoded and cleaned up."""
+    from unlearning.evaluation.generation import clean_up_spaces
+    texts = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt").input_ids.to(model.device)
+        out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, use_cache=True,
+                             pad_token_id=tokenizer.eos_token_id)
+        texts.append(clean_up_spaces(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)))
+    return texts
 
 
 def generation_pass(model, tokenizer, rows: list[dict], what: str, new_tokens: int, batch_rows: int,
@@ -254,15 +274,7 @@ def generation_pass(model, tokenizer, rows: list[dict], what: str, new_tokens: i
         texts = [texts[i] for i in sample]
         count = len(rows)
     else:
-        texts = []
-        with torch.inference_mode():
-            for i in sample:
-                ids = tokenizer(rows[i]["input"], return_tensors="pt").input_ids
-                out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, use_cache=True,
-                                     pad_token_id=tokenizer.eos_token_id)
-                texts.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
-        from unlearning.evaluation.generation import clean_up_spaces
-        texts = [clean_up_spaces(text) for text in texts]
+        texts = official_generations(model, tokenizer, [rows[i]["input"] for i in sample], new_tokens)
         count = len(sample)
     return {"seconds": time.perf_counter() - start, "rows": count, "sample_texts": texts}
 

@@ -11,8 +11,8 @@ projected to the whole pass by count; without it (the GPU), every row, document 
 batches, so the figures are measured, not projected. The unlearning part is always projected from medians over
 `--steps` steps and the setup pass's time per token, to `unlearn.steps` steps over the whole forget + retain split.
 Each shape runs in a fresh process (its peak memory is its own) and prints one JSON line; the parent prints the
-breakdown of one run, of one triple of a sweep (a run less the target's evaluation, which a sweep shares) and of
-the paper's 30-triple OLMo-7B sweep (14 triples at 1B).
+breakdown of one run (its unlearning and its evaluation) and of the paper's sweep, every consecutive triple (30 at
+7B, 14 at 1B) plus the target's evaluation once.
 
 Needs ../shared/data/semeval25-unlearning-data and ../shared/data/mmlu. Random models never stop generating
 early: every row runs all its new tokens, the upper bound of a trained model's time.
@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import step_seconds  # noqa: E402
-from real_shapes import SEMEVAL, SHAPES, build, real_texts  # noqa: E402
+from real_shapes import (SEMEVAL, SHAPES, build, official_generations, official_mia_losses,  # noqa: E402
+                         real_texts)
 from unlearning import config  # noqa: E402
 from unlearning.evaluation import mmlu  # noqa: E402
 from unlearning.evaluation.generation import greedy_generate  # noqa: E402
@@ -42,7 +43,6 @@ from unlearning.models.layers import slice_inputs  # noqa: E402
 
 MMLU = ROOT.parent / "shared" / "data" / "mmlu"
 DEFAULTS = config.defaults()
-SWEEP_TRIPLES = {"1b": 14, "7b": 30}  # every consecutive triple of 16 and 32 layers
 
 
 def synchronised(device: torch.device):
@@ -97,34 +97,25 @@ def measure(args) -> dict:
     result["generation_s"], _ = timed(device, lambda: greedy_generate(
         model, tokenizer, [row["input"] for row in rows], args.new_tokens,
         len(rows) if args.sample else DEFAULTS["evaluate"]["batch_size"], desc="generate", clean_up=True))
-    # the official evaluation's generation loop (model.generate, one row at a time) on the first rows of the sample
-    official_rows = rows[:args.official_rows]
-
-    def official_generation():
-        for row in official_rows:
-            ids = tokenizer(row["input"], return_tensors="pt").input_ids.to(device)
-            model.generate(ids, max_new_tokens=args.new_tokens, do_sample=False, use_cache=True,
-                           pad_token_id=tokenizer.eos_token_id)
-    with torch.inference_mode():
-        result["generation_official_s_per_row"] = timed(device, official_generation)[0] / len(official_rows)
+    # the official evaluation's loops: generation on the first rows of the sample, MIA on the same documents
+    official_prompts = [row["input"] for row in rows[:args.official_rows]]
+    seconds, _ = timed(device, lambda: official_generations(model, tokenizer, official_prompts, args.new_tokens))
+    result["generation_official_s_per_row"] = seconds / len(official_prompts)
     docs = sample(data["mia_member"] + data["mia_nonmember"], args.sample)
     result["mia_s"], _ = timed(device, lambda: score_documents(
         model, tokenizer, docs, len(docs) if args.sample else DEFAULTS["mia"]["batch_size"],
         DEFAULTS["mia"]["min_k"]))
-    # the official evaluation's MIA loop (one document per forward, the loss only) on the same documents
-    with torch.inference_mode():
-        result["mia_official_s"], _ = timed(device, lambda: [
-            model(ids, labels=ids).loss.item() for ids in (tokenizer(doc["document"], return_tensors="pt").input_ids
-                                                           .to(device) for doc in docs)])
+    result["mia_official_s"], _ = timed(device, lambda: official_mia_losses(
+        model, tokenizer, [doc["document"] for doc in docs]))
     inputs = mmlu.load_inputs(None, str(MMLU), "all", None)
+    questions = len(inputs["test"])
     inputs["test"] = sample(inputs["test"], args.sample)
     result["mmlu_s"], _ = timed(device, lambda: mmlu.run(model, tokenizer, inputs, DEFAULTS["mmlu"]["k"],
                                                          len(inputs["test"]) if args.sample
                                                          else DEFAULTS["mmlu"]["batch_size"]))
     result["counts"] = {"rows": len(data["forget_train"]) + len(data["retain_train"]),
                         "documents": len(data["mia_member"]) + len(data["mia_nonmember"]),
-                        "questions": len(mmlu.load_inputs(None, str(MMLU), "all", None)["test"]),
-                        "split_tokens": split_tokens(tokenizer, data, cfg)}
+                        "questions": questions, "split_tokens": split_tokens(tokenizer, data, cfg)}
     result["setup_s_per_token"] = setup_seconds_per_token(model, tokenizer, forget, retain, layers, cfg, device)
     for engine in ("fast", "reference"):
         result[f"{engine}_step_s"] = step_seconds(model, tokenizer, forget, retain, layers,
@@ -152,15 +143,16 @@ def breakdown(row: dict) -> None:
     print(f"\n{row['shape']} on {row['device']} ({row['dtype']}); evaluation {how}; unlearning projected to {steps} "
           f"steps (fast {row['fast_step_s']:.2f} s/step, reference {row['reference_step_s']:.2f} s/step: "
           f"{row['reference_step_s'] / row['fast_step_s']:.1f}x) plus the setup pass over "
-          f"{counts['split_tokens']} tokens; against the official loops: generation {generation_ratio:.1f}x (per row), the MIA pass "
-          f"{mia_ratio:.2f}x on the same documents")
+          f"{counts['split_tokens']} tokens; against the official loops: generation {generation_ratio:.1f}x "
+          f"(per row), the MIA pass {mia_ratio:.2f}x on the same documents")
     for name, seconds in parts.items():
         print(f"  {name:<40} {seconds / 3600:8.2f} h  {100 * seconds / total:5.1f}%")
-    triple = total  # a sweep triple: unlearning and its own evaluation; the target's evaluation is shared
-    sweep = SWEEP_TRIPLES[row["shape"]]
-    print(f"  one run {total / 3600:.2f} h (with the reference engine: {(total - unlearn['fast'] + unlearn['reference'])/3600:.2f} h); "
-          f"the {sweep}-triple sweep: {sweep * triple / 3600:.1f} h + the target's evaluation "
-          f"{(total - unlearn['fast']) / 3600:.2f} h once")
+    # a sweep triple is a run (its unlearning and its evaluation); the target is evaluated once for all of them
+    evaluation = total - unlearn["fast"]
+    sweep = SHAPES[row["shape"]]["num_hidden_layers"] - 2  # every consecutive triple
+    print(f"  one run {total / 3600:.2f} h (with the reference engine: {(evaluation + unlearn['reference']) / 3600:.2f}"
+          f" h); the {sweep}-triple sweep: {sweep * total / 3600:.1f} h + the target's evaluation "
+          f"{evaluation / 3600:.2f} h once")
 
 
 def main():
@@ -186,7 +178,8 @@ def main():
           f"{torch.get_num_threads()} threads")
     for shape in args.shapes:
         argv = [sys.executable, __file__, "--child", "--shape", shape, "--device", args.device, "--steps",
-                str(args.steps), "--texts", str(args.texts), "--new-tokens", str(args.new_tokens), "--official-rows", str(args.official_rows)]
+                str(args.steps), "--texts", str(args.texts), "--new-tokens", str(args.new_tokens),
+                "--official-rows", str(args.official_rows)]
         out = subprocess.run(argv + (["--sample", str(args.sample)] if args.sample else []), capture_output=True,
                              text=True)
         if out.returncode != 0:

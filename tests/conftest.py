@@ -1,11 +1,10 @@
 import importlib
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import dvc_command, write_params
+from helpers import dvc_command, threads_per_worker, write_params
 from hypothesis import settings
 
 from unlearning.models.training import build_model, train_tokenizer
@@ -20,8 +19,7 @@ SENTENCES = [
 
 def pytest_configure(config):
     # at most two threads (the CPU machines' cores), fewer where pytest-xdist's workers share them
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
+    torch.set_num_threads(min(2, threads_per_worker()))
     # Property tests check properties, not speed (benchmarks/ does that): no per-example deadline, which a first
     # call that imports rouge-score or a busy machine would miss.
     settings.register_profile("project", deadline=None)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from helpers import ROOT, merge, params_with
+from helpers import ROOT, merge, params_with, threads_per_worker
 from unlearning.tools.sync import render_params_yaml
 
 TINY = {
@@ -58,9 +58,8 @@ METRICS_FILES = ("reports/metrics.json", "reports/metrics/runs.json", "reports/m
 # with its packages, also when the tests run from a virtual environment that was never activated. Under pytest-xdist
 # each worker's stages get their share of the cores: on a tiny model a second thread buys nothing, and two workers
 # of two threads each on two cores would fight over them.
-WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-       "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // WORKERS))}
+       "OMP_NUM_THREADS": str(threads_per_worker())}
 
 
 def run(cmd: list[str], cwd: Path, check=True, env=None) -> subprocess.CompletedProcess:

@@ -1,5 +1,6 @@
 """What several test modules share: the project's paths, params built from the schema's defaults, the commands
 dvc.yaml gives each stage, and the one-error-line assertion."""
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,11 @@ from unlearning.tools.sync import stage_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def threads_per_worker() -> int:
+    """This process's share of the cores under pytest-xdist (all of them without it)."""
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
 def default_sigint() -> None:
