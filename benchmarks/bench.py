@@ -136,7 +136,7 @@ def main():
     if not (root / "models/unlearned/delta.json").exists():
         print("\ncompact vs generate: skipped, the pipeline's models are not built (run `dvc repro` first)")
         return
-    print(f"\n| task-score generation, the pipeline's models | rows | generate rows/s | compact rows/s | compact / "
+    print("\n| task-score generation, the pipeline's models | rows | generate rows/s | compact rows/s | compact / "
           "generate |\n|---|---:|---:|---:|---:|")
     for r in bench_compact(root):
         print(f"| {r['model']} | {r['rows']} | {r['rows'] / r['generate']:.1f} | {r['rows'] / r['compact']:.1f} | "

@@ -14,6 +14,11 @@ its peak memory (the process's maximum resident set) is its own. Per shape it pr
   functions) against docs/methods.md's formula (forget tokens + 2 x retain tokens) x d x bytes;
 - greedy generation rows/s at the real prompt lengths (`--new-tokens` new tokens, one batch).
 
+`--mmlu`: MMLU's letter format from whole prompts against each subject's shared prefix run once, on
+`--mmlu-subjects` (all their questions, or `--mmlu-questions` each; `--mmlu-dtype` to change the model's dtype):
+time, tokens, and the largest difference between the two passes' letter logits in units in the last place (what
+the rescoring margin must exceed), beside the whole-prompt pass's own difference from batch 1.
+
 `--evaluation`: the MIA pass and the task score's generation against the official evaluation's loops, on a d=96
 model with OLMo-7B's depth and vocabulary. `--below-floor`: the floor against a prototype that cuts layer l-2 to its
 down_proj (its attention and MLP input projections cached once per batch).
@@ -52,6 +57,7 @@ from unlearning.models.layers import decoder_layers, run_slice, slice_inputs  # 
 from unlearning.models.training import train_tokenizer  # noqa: E402
 
 SEMEVAL = ROOT.parent / "shared" / "data" / "semeval25-unlearning-data"
+MMLU = ROOT.parent / "shared" / "data" / "mmlu"
 # allenai/OLMo-1B-0724-hf and allenai/OLMo-7B-0724-hf, as their config.json give them
 SHAPES = {
     "1b": dict(num_hidden_layers=16, hidden_size=2048, intermediate_size=8192, num_attention_heads=16,
@@ -176,6 +182,8 @@ def measure(args) -> dict:
     cfg = dict(config.defaults()["unlearn"], steps=args.steps, batch_size=args.batch_size,
                max_length=args.max_length)
     model = build(args.shape, args.layers)
+    if args.mmlu_dtype:
+        model = model.to(getattr(torch, args.mmlu_dtype))
     layers = spec["layers"] if args.layers is None else [args.layers - 3, args.layers - 2, args.layers - 1]
     result = {"shape": args.shape, "what": args.what, "num_layers": model.config.num_hidden_layers,
               "weights_gb": sum(p.nbytes for p in model.parameters()) / 1e9}
@@ -196,6 +204,9 @@ def measure(args) -> dict:
         rows = data["forget_train"] + data["retain_train"]
         result.update(generation_pass(model, tokenizer, rows, args.what, args.new_tokens, args.batch_rows,
                                       args.official_rows))
+    elif args.what in ("mmlu_whole", "mmlu_cached", "mmlu_whole_1"):
+        result.update(mmlu_pass(model, tokenizer, args.what, args.mmlu_subjects, args.mmlu_questions,
+                                args.mmlu_batch_size))
     elif args.what == "generate":
         rows = (data["forget_train"] + data["retain_train"])[:args.rows]
         prompts = [row["input"] for row in rows]
@@ -301,6 +312,60 @@ def evaluation_bench(common: list[str]) -> None:
               f"{rates[0] / rates[1]:.1f}x; the sample's strings {'identical' if same else 'DIFFER'}")
 
 
+def mmlu_tokens(tokenizer, dev: list[dict], test: list[dict], k: int, max_tokens: int) -> dict:
+    """The tokens MMLU's letter format runs through the model: every whole prompt, or each shared prefix once and
+    each question's own tokens (unlearning.evaluation.mmlu.prefix_groups)."""
+    from unlearning.evaluation import mmlu
+    prompts = [mmlu.build_prompt(dev, row, k, tokenizer, max_tokens) for row in test]
+    ids = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+    cached = sum(shared + sum(len(ids[i]) - shared for i in members)
+                 for members, shared in mmlu.prefix_groups(test, prompts, ids))
+    return {"whole": sum(map(len, ids)), "cached": cached}
+
+
+def mmlu_pass(model, tokenizer, what: str, subjects: list[str], per_subject: int | None, batch_size: int) -> dict:
+    """Seconds and every question's letter logits: MMLU's letter format from whole prompts or from each subject's
+    cached prefix (its raw logits: near ties not rescored, so that the difference is what it is)."""
+    from unlearning.evaluation import mmlu
+    dev, test, _ = mmlu.load_mmlu(str(MMLU), subjects, per_subject, prepared=None)
+    k = config.defaults()["mmlu"]["k"]
+    start = time.perf_counter()
+    logits, counts = mmlu.letter_logits(model, tokenizer, dev, test, k, 1 if what == "mmlu_whole_1" else batch_size,
+                                        prefix_cache=what == "mmlu_cached", rescore=False)
+    seconds = time.perf_counter() - start
+    tokens = mmlu_tokens(tokenizer, dev, test, k, model.config.max_position_embeddings)
+    return {"questions": len(test), "seconds": seconds, "tokens": tokens["cached" if counts["cached_prefix"] else
+                                                                          "whole"],
+            "counts": counts, "dtype": str(model.dtype).removeprefix("torch."), "logits": logits.tolist()}
+
+
+def mmlu_bench(shapes: list[str], common: list[str]) -> None:
+    """MMLU's letter format from whole prompts against each subject's prefix cached, per shape: time, tokens, and
+    how far the cached logits are from the whole prompts' (the near_ties margin must exceed it), beside how far the
+    whole prompts' own logits move from the batch size to batch 1."""
+    from unlearning.evaluation.mmlu import RESCORE_ULPS, near_ties
+    for shape in shapes:
+        rows = {what: run_child(["--shape", shape, "--what", what, *common])
+                for what in ("mmlu_whole", "mmlu_cached", "mmlu_whole_1")}
+        for row in rows.values():
+            print(json.dumps({k: v for k, v in row.items() if k != "logits"}), flush=True)
+        if any("error" in row for row in rows.values()):
+            continue
+        whole, cached, single = (torch.tensor(rows[what]["logits"])
+                                 for what in ("mmlu_whole", "mmlu_cached", "mmlu_whole_1"))
+        dtype = getattr(torch, rows["mmlu_whole"]["dtype"])
+        ulp = torch.finfo(dtype).eps * whole.abs().amax(1).clamp(min=1.0)
+        gap = lambda other: ((other - whole).abs().amax(1) / ulp).max().item()  # noqa: E731
+        flips = (cached.argmax(1) != whole.argmax(1)).sum().item()
+        w, c = rows["mmlu_whole"], rows["mmlu_cached"]
+        print(f"\n{shape} ({rows['mmlu_whole']['dtype']}), {w['questions']} questions: whole prompts "
+              f"{w['seconds']:.1f} s ({w['tokens']} tokens), cached prefix {c['seconds']:.1f} s ({c['tokens']} tokens): "
+              f"{w['seconds'] / c['seconds']:.2f}x ({w['tokens'] / c['tokens']:.2f}x fewer tokens). Largest letter-logit "
+              f"difference to the whole prompts, in ulps at the logits' scale: cached {gap(cached):.1f}, whole prompts "
+              f"at batch 1 {gap(single):.1f} (the rescoring margin: {RESCORE_ULPS[dtype]}); argmax differs on {flips}; "
+              f"{near_ties(cached, dtype).sum().item()} near ties would be rescored", flush=True)
+
+
 def run_child(argv: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True)
     if out.returncode != 0:
@@ -331,6 +396,12 @@ def main():
     parser.add_argument("--batch-rows", type=int, default=config.defaults()["evaluate"]["batch_size"],
                         help="rows per generation batch (--evaluation)")
     parser.add_argument("--official-rows", type=int, default=40, help="rows the official loop generates")
+    parser.add_argument("--mmlu", action="store_true",
+                        help="MMLU's letter format from whole prompts against each subject's shared prefix cached")
+    parser.add_argument("--mmlu-subjects", nargs="+", default=["anatomy", "astronomy", "college_biology"])
+    parser.add_argument("--mmlu-questions", type=int, help="questions per subject (default: all)")
+    parser.add_argument("--mmlu-batch-size", type=int, default=config.defaults()["mmlu"]["batch_size"])
+    parser.add_argument("--mmlu-dtype", choices=["float32", "bfloat16"], help="the model's dtype (default: the shape's)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--shape", help=argparse.SUPPRESS)
     parser.add_argument("--what", help=argparse.SUPPRESS)
@@ -344,12 +415,18 @@ def main():
     common = ["--steps", str(args.steps), "--texts", str(args.texts), "--batch-size", str(args.batch_size),
               "--max-length", str(args.max_length), "--rows", str(args.rows), "--new-tokens", str(args.new_tokens),
               "--mia-batch-size", str(args.mia_batch_size), "--batch-rows", str(args.batch_rows),
-              "--official-rows", str(args.official_rows)]
+              "--official-rows", str(args.official_rows), "--mmlu-subjects", *args.mmlu_subjects,
+              "--mmlu-batch-size", str(args.mmlu_batch_size),
+              *(["--mmlu-questions", str(args.mmlu_questions)] if args.mmlu_questions else []),
+              *(["--mmlu-dtype", args.mmlu_dtype] if args.mmlu_dtype else [])]
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}; {args.texts} forget + {args.texts} retain "
           f"texts per task, batches of {args.batch_size} x <= {args.max_length} tokens, {args.steps} steps")
     if args.evaluation:
         evaluation_bench(common)
+        return
+    if args.mmlu:
+        mmlu_bench(args.shapes, common)
         return
     if args.below_floor:
         for shape in args.shapes:

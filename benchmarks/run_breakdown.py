@@ -6,8 +6,9 @@ call, on randomly initialised models of the real shapes and the real SemEval dat
     python benchmarks/run_breakdown.py --device cuda                  # the GPU script: everything, bf16
     python benchmarks/run_breakdown.py --device cpu --sample 8 --shapes 1b   # this CPU: a seeded sample
 
-With `--sample N` each evaluation pass runs on N seeded rows, documents and questions (one batch each) and is
-projected to the whole pass by count; without it (the GPU), every row, document and question runs in the stages'
+With `--sample N` each evaluation pass runs on N seeded rows, documents and questions (one batch each; for MMLU the
+first N questions of one seeded subject, from whole prompts and from the subject's cached prefix) and is projected
+to the whole pass by count (MMLU: by the tokens each way runs); without it (the GPU), every row, document and question runs in the stages'
 batches, so the figures are measured, not projected. The unlearning part is always projected from medians over
 `--steps` steps and the setup pass's time per token, to `unlearn.steps` steps over the whole forget + retain split.
 Each shape runs in a fresh process (its peak memory is its own) and prints one JSON line; the parent prints the
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench import step_seconds  # noqa: E402
-from real_shapes import (SEMEVAL, SHAPES, build, official_generations, official_mia_losses,  # noqa: E402
+from real_shapes import (SEMEVAL, SHAPES, build, mmlu_tokens, official_generations, official_mia_losses,  # noqa: E402
                          real_texts)
 from unlearning import config  # noqa: E402
 from unlearning.evaluation import mmlu  # noqa: E402
@@ -107,12 +108,21 @@ def measure(args) -> dict:
         DEFAULTS["mia"]["min_k"]))
     result["mia_official_s"], _ = timed(device, lambda: official_mia_losses(
         model, tokenizer, [doc["document"] for doc in docs]))
+    # MMLU in the letter format from whole prompts (before) and from each subject's prefix run once (the stage's way);
+    # a sample is the first questions of one seeded subject, so that they share its prefix as a whole subject's do,
+    # and each pass is projected by the tokens it runs (mmlu_tokens) over every question
     inputs = mmlu.load_inputs(None, str(MMLU), "all", None)
-    questions = len(inputs["test"])
-    inputs["test"] = sample(inputs["test"], args.sample)
-    result["mmlu_s"], _ = timed(device, lambda: mmlu.run(model, tokenizer, inputs, DEFAULTS["mmlu"]["k"],
-                                                         len(inputs["test"]) if args.sample
-                                                         else DEFAULTS["mmlu"]["batch_size"]))
+    k, max_tokens = DEFAULTS["mmlu"]["k"], model.config.max_position_embeddings
+    questions, every = len(inputs["test"]), mmlu_tokens(tokenizer, inputs["dev"], inputs["test"], k, max_tokens)
+    test = inputs["test"]
+    if args.sample:
+        subject = random.Random(0).choice(sorted({row["subject"] for row in test}))
+        test = [row for row in test if row["subject"] == subject][:args.sample]
+    batch = len(test) if args.sample else DEFAULTS["mmlu"]["batch_size"]
+    for name, cached in (("mmlu_whole", False), ("mmlu", True)):
+        result[f"{name}_s"], _ = timed(device, lambda: mmlu.letter_logits(model, tokenizer, inputs["dev"], test, k,
+                                                                          batch, prefix_cache=cached))
+    result["mmlu_tokens"] = {"measured": mmlu_tokens(tokenizer, inputs["dev"], test, k, max_tokens), "all": every}
     result["counts"] = {"rows": len(data["forget_train"]) + len(data["retain_train"]),
                         "documents": len(data["mia_member"]) + len(data["mia_nonmember"]),
                         "questions": questions, "split_tokens": split_tokens(tokenizer, data, cfg)}
@@ -128,14 +138,19 @@ def measure(args) -> dict:
 
 def breakdown(row: dict) -> None:
     counts, n = row["counts"], row["sample"]
+    tokens = row["mmlu_tokens"]
+    # generation and MIA by count; MMLU by the tokens each way runs (its sample is one subject's first questions)
     scale = {"generation": counts["rows"] / n, "mia": counts["documents"] / n,
-             "mmlu": counts["questions"] / n} if n else {"generation": 1, "mia": 1, "mmlu": 1}
+             "mmlu": tokens["all"]["cached"] / tokens["measured"]["cached"],
+             "mmlu_whole": tokens["all"]["whole"] / tokens["measured"]["whole"]} if n else \
+        {"generation": 1, "mia": 1, "mmlu": 1, "mmlu_whole": 1}
     steps = DEFAULTS["unlearn"]["steps"]
     unlearn = {engine: row["setup_s_per_token"] * counts["split_tokens"] * (engine == "fast")
                + steps * row[f"{engine}_step_s"] for engine in ("fast", "reference")}
     parts = {"unlearn (fast engine)": unlearn["fast"],
              **{f"{name} ({counts[key]} {key})": row[f"{name}_s"] * scale[name]
                 for name, key in (("generation", "rows"), ("mia", "documents"), ("mmlu", "questions"))}}
+    mmlu_whole = row["mmlu_whole_s"] * scale["mmlu_whole"]
     how = "projected by count from a sample of " + str(n) if n else "measured over every item"
     mia_ratio = row["mia_official_s"] / row["mia_s"]
     generation_ratio = row["generation_official_s_per_row"] * (n or counts["rows"]) / row["generation_s"]
@@ -147,6 +162,10 @@ def breakdown(row: dict) -> None:
           f"(per row), the MIA pass {mia_ratio:.2f}x on the same documents")
     for name, seconds in parts.items():
         print(f"  {name:<40} {seconds / 3600:8.2f} h  {100 * seconds / total:5.1f}%")
+    mmlu_cached = row["mmlu_s"] * scale["mmlu"]
+    print(f"  MMLU from whole prompts (before): {mmlu_whole / 3600:.2f} h, {tokens['all']['whole']} tokens; from each "
+          f"subject's cached prefix {mmlu_cached / 3600:.2f} h, {tokens['all']['cached']} tokens: "
+          f"{mmlu_whole / mmlu_cached:.1f}x; the run before: {(total - mmlu_cached + mmlu_whole) / 3600:.2f} h")
     # a sweep triple is a run (its unlearning and its evaluation); the target is evaluated once for all of them
     evaluation = total - unlearn["fast"]
     sweep = SHAPES[row["shape"]]["num_hidden_layers"] - 2  # every consecutive triple

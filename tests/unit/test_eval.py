@@ -149,8 +149,8 @@ def test_the_preallocated_cache_gives_the_concatenating_cache_s_logits_bit_for_b
             return output
         return record
 
-    for label, full_attention_only in (("preallocated", generation._full_attention_only), ("cat", lambda _: False)):
-        monkeypatch.setattr(generation, "_full_attention_only", full_attention_only)
+    for label, full_attention_only in (("preallocated", generation.full_attention_only), ("cat", lambda _: False)):
+        monkeypatch.setattr(generation, "full_attention_only", full_attention_only)
         monkeypatch.setattr(model, "forward", recording(label))
         generation.compact_greedy(model, batch["input_ids"], batch["attention_mask"], 12, stopping.eos_token_id)
     assert layer_classes == {"preallocated": {"PreallocatedLayer"}, "cat": {"DynamicLayer"}}
@@ -222,10 +222,10 @@ def test_mmlu_accuracy(tiny):
 def unlearning_rows():
     rows = []
     for split in ("forget", "retain"):
-        for task in ("Task1", "Task2", "Task3"):
-            rows.append({"id": f"{split}{task}sc1", "input": "The capital of", "output": "Veloria is Amber Bay.",
-                         "task": task, "split": split})
-            rows.append({"id": f"{split}{task}qa0", "input": "Question: What", "output": "1984", "task": task,
+        for task_name in ("Task1", "Task2", "Task3"):
+            rows.append({"id": f"{split}{task_name}sc1", "input": "The capital of", "output": "Veloria is Amber Bay.",
+                         "task": task_name, "split": split})
+            rows.append({"id": f"{split}{task_name}qa0", "input": "Question: What", "output": "1984", "task": task_name,
                          "split": split})
     return rows
 

@@ -76,7 +76,7 @@ if DynamicLayer is not None:
             self.values = self.value_buffer[:, :, :self.length]
 
 
-def _full_attention_only(config) -> bool:
+def full_attention_only(config) -> bool:
     """Whether every layer attends to the whole context (no sliding window, no linear attention), the one case a
     preallocated cache is written for."""
     layer_types = getattr(config, "layer_types", None)
@@ -84,12 +84,12 @@ def _full_attention_only(config) -> bool:
                                                                  for kind in layer_types or ["full_attention"])
 
 
-def _forward_arguments(model, capacity: int) -> tuple[dict, DynamicCache]:
+def cache_arguments(model, capacity: int) -> tuple[dict, DynamicCache]:
     """An empty KV cache for `capacity` positions under the forward's keyword for it (transformers 5 renamed
     past_key_values to cache), and logits for the last position only where the forward can skip the rest (a 50k
     vocabulary's logits over a whole prompt batch would not fit)."""
     parameters = inspect.signature(model.forward).parameters
-    if DynamicLayer is not None and _full_attention_only(model.config):
+    if DynamicLayer is not None and full_attention_only(model.config):
         cache = Cache(layers=[PreallocatedLayer(capacity) for _ in range(model.config.num_hidden_layers)])
     elif DynamicLayer is not None:
         cache = DynamicCache(config=model.config)
@@ -101,6 +101,13 @@ def _forward_arguments(model, capacity: int) -> tuple[dict, DynamicCache]:
             arguments[name] = 1
             break
     return arguments, cache
+
+
+def cached_keys_values(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's cached keys and values (transformers 5's list of layers, or transformers 4's two lists)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
 
 
 # transformers 4.45's PreTrainedTokenizerBase.clean_up_tokenization, in its order: what the official script's
@@ -122,7 +129,7 @@ def compact_greedy(model, input_ids, attention_mask, max_new_tokens: int, eos_to
     the KV cache at its EOS."""
     eos_ids = torch.tensor([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or []),
                            device=input_ids.device)
-    forward_arguments, cache = _forward_arguments(model, input_ids.shape[1] + max_new_tokens)
+    forward_arguments, cache = cache_arguments(model, input_ids.shape[1] + max_new_tokens)
     # the positions generate gives a left-padded prompt: 0 at each row's first real token
     positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,

@@ -30,11 +30,17 @@ import torch
 from ..errors import PipelineError
 from ..files import atomic_output, read_jsonl, write_json, write_jsonl
 from ..progress import progress
+from .generation import cache_arguments, full_attention_only, cached_keys_values
 
 CHOICES = ("A", "B", "C", "D")
 CSV_COLUMNS = ["question", *CHOICES, "answer"]
 BUILTIN = "builtin general-knowledge set (synthetic, MMLU format)"
-FORMATS = ("mc", "rc")  # what mmlu_accuracy scores; `auto` resolves to one of them per source
+FORMATS = ("mc", "rc")
+# near_ties' margin, in units in the last place of the model's dtype at the letters' logit scale. Measured between the
+# cached and whole-prompt passes at the OLMo-1B shape (benchmarks/README.md, "MMLU's shared prefix"): at most 40 ulps
+# in float32 and 4.5 in bfloat16, as large as the whole-prompt pass's own change from batch 8 to batch 1 (33 and 2.8).
+# A 16-bit model's logits are rounded to 16 bits, so its differences are fewer of its (coarser) ulps.
+RESCORE_ULPS = {torch.float64: 256, torch.float32: 256, torch.bfloat16: 16, torch.float16: 16}  # what mmlu_accuracy scores; `auto` resolves to one of them per source
 
 
 def _hendrycks_csv(path: Path) -> list[dict]:
@@ -190,16 +196,12 @@ def answer_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def _letter_predictions(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int,
-                        batch_size: int) -> list[int]:
-    """mc: per question, the index of the letter with the highest next-token logit after its prompt."""
-    max_tokens = model.config.max_position_embeddings
-    prompt_ids = [tokenizer.encode(build_prompt(dev_rows, row, k, tokenizer, max_tokens), add_special_tokens=False)
-                  for row in test_rows]
-    letter_ids = torch.tensor(answer_token_ids(tokenizer), device=model.device)
+def _full_letter_logits(model, tokenizer, prompt_ids: list[list[int]], letter_ids: torch.Tensor,
+                        batch_size: int) -> torch.Tensor:
+    """The letters' next-token logits after each whole prompt, in batches padded on the right."""
     saved_side = tokenizer.padding_side
     tokenizer.padding_side = "right"  # the prediction is read at each prompt's last real token
-    predictions = []
+    letter_logits = []
     try:
         for start in progress(range(0, len(prompt_ids), batch_size), desc="mmlu", unit="batch"):
             batch = tokenizer.pad({"input_ids": prompt_ids[start:start + batch_size]}, return_tensors="pt")
@@ -208,10 +210,108 @@ def _letter_predictions(model, tokenizer, dev_rows: list[dict], test_rows: list[
             logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
             last_position = attention_mask.sum(1) - 1
             next_token_logits = logits[torch.arange(len(input_ids), device=model.device), last_position]
-            predictions.extend(next_token_logits[:, letter_ids].argmax(1).tolist())
+            letter_logits.append(next_token_logits[:, letter_ids].float().cpu())
     finally:
         tokenizer.padding_side = saved_side
-    return predictions
+    return torch.cat(letter_logits) if letter_logits else torch.empty(0, len(CHOICES))
+
+
+def _letter_logits_after_prefix(model, prefix_ids: list[int], suffix_ids: list[list[int]], letter_ids: torch.Tensor,
+                                batch_size: int, pad_id: int) -> torch.Tensor:
+    """The letters' next-token logits after prefix_ids + each suffix, the prefix run once: its keys and values are
+    copied into every batch's cache, and only the suffixes (left-padded, so that the last position is each one's
+    last token) go through the model."""
+    arguments, cache = cache_arguments(model, len(prefix_ids))
+    model(input_ids=torch.tensor([prefix_ids], device=model.device), **arguments)
+    prefix_keys_values = cached_keys_values(cache)
+    width_prefix = len(prefix_ids)
+    letter_logits = torch.empty(len(suffix_ids), len(CHOICES))
+    order = sorted(range(len(suffix_ids)), key=lambda i: -len(suffix_ids[i]))  # batches of similar length
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        width = len(suffix_ids[batch[0]])
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        suffix_mask = torch.zeros_like(input_ids)
+        for row, i in enumerate(batch):
+            input_ids[row, width - len(suffix_ids[i]):] = torch.tensor(suffix_ids[i])
+            suffix_mask[row, width - len(suffix_ids[i]):] = 1
+        # each suffix's positions follow the prefix's directly, whatever padding sits between them
+        positions = width_prefix + (suffix_mask.cumsum(-1) - 1).clamp(min=0)
+        attention_mask = torch.cat([torch.ones(len(batch), width_prefix, dtype=torch.long), suffix_mask], dim=1)
+        arguments, batch_cache = cache_arguments(model, width_prefix + width)
+        for layer, (keys, values) in enumerate(prefix_keys_values):
+            batch_cache.update(keys.expand(len(batch), -1, -1, -1), values.expand(len(batch), -1, -1, -1), layer)
+        logits = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
+                       position_ids=positions.to(model.device), **arguments).logits[:, -1]
+        letter_logits[batch] = logits[:, letter_ids].float().cpu()
+    return letter_logits
+
+
+def _shared_prefix_length(sequences: list[list[int]]) -> int:
+    """How many leading tokens every sequence shares, leaving each at least one token of its own."""
+    shortest = min(map(len, sequences))
+    length = 0
+    while length < shortest - 1 and all(ids[length] == sequences[0][length] for ids in sequences):
+        length += 1
+    return length
+
+
+def near_ties(letter_logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Which rows' two best letters are closer than the rounding a cached prefix can introduce (RESCORE_ULPS units
+    in the last place of the model's dtype at the logits' scale, at least 1): where the cached and whole-prompt
+    passes could disagree on the argmax."""
+    top_two = letter_logits.topk(2, dim=1).values
+    scale = letter_logits.abs().amax(dim=1).clamp(min=1.0)
+    return top_two[:, 0] - top_two[:, 1] <= RESCORE_ULPS[dtype] * torch.finfo(dtype).eps * scale
+
+
+def prefix_groups(test_rows: list[dict], prompts: list[str], prompt_ids: list[list[int]]) -> list[tuple[list[int], int]]:
+    """The questions whose prompts share the text before the question (one subject, the same shots), as (their
+    indices, how many leading tokens all their prompts share); 0 for a question alone."""
+    groups = defaultdict(list)
+    for i, (row, prompt) in enumerate(zip(test_rows, prompts)):
+        groups[prompt[:len(prompt) - len(format_example(row, include_answer=False))]].append(i)
+    return [(members, _shared_prefix_length([prompt_ids[i] for i in members]) if len(members) > 1 else 0)
+            for members in groups.values()]
+
+
+@torch.inference_mode()
+def letter_logits(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int, batch_size: int,
+                  prefix_cache: bool = True, rescore: bool = True) -> tuple[torch.Tensor, dict]:
+    """mc: per question, the next-token logits of the letters A-D after its prompt, and how many questions were
+    scored from a cached prefix and how many of those were near ties rescored from the whole prompt.
+
+    Every question of a subject starts with the same instruction line and k examples (about 5/6 of a real 5-shot
+    prompt's tokens), so with `prefix_cache` the questions sharing that text run it once (its tokens exactly as the
+    whole prompt's tokenization has them: the longest common token prefix). The cached pass can round the letters'
+    logits differently in the last bits; with `rescore`, a question whose two best letters are that close
+    (near_ties) is rescored from its whole prompt, so that a prediction is the whole prompt's unless rounding moved
+    a logit by more than the margin (tests/unit/test_mmlu_prefix.py; benchmarks/README.md measures the
+    differences). `rescore` off gives the cached pass's own logits, to measure them."""
+    max_tokens = model.config.max_position_embeddings
+    prompts = [build_prompt(dev_rows, row, k, tokenizer, max_tokens) for row in test_rows]
+    prompt_ids = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+    letter_ids = torch.tensor(answer_token_ids(tokenizer), device=model.device)
+    logits = torch.empty(len(test_rows), len(CHOICES))
+    whole, cached, rescored = list(range(len(test_rows))), [], []
+    if prefix_cache and full_attention_only(model.config):
+        whole = []
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        for members, shared in progress(prefix_groups(test_rows, prompts, prompt_ids), desc="mmlu (cached prefix)",
+                                        unit="subject"):
+            if not shared:
+                whole.extend(members)
+                continue
+            logits[members] = _letter_logits_after_prefix(
+                model, prompt_ids[members[0]][:shared], [prompt_ids[i][shared:] for i in members], letter_ids,
+                batch_size, pad_id)
+            cached.extend(members)
+        if rescore and cached:
+            rescored = [i for i, tie in zip(cached, near_ties(logits[cached], model.dtype).tolist()) if tie]
+        whole = sorted(whole + rescored)
+    if whole:
+        logits[whole] = _full_letter_logits(model, tokenizer, [prompt_ids[i] for i in whole], letter_ids, batch_size)
+    return logits, {"cached_prefix": len(cached) - len(rescored), "rescored": len(rescored)}
 
 
 @torch.inference_mode()
@@ -269,15 +369,18 @@ def _cloze_predictions(model, tokenizer, dev_rows: list[dict], test_rows: list[d
 
 @torch.inference_mode()
 def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int, batch_size: int,
-                  fmt: str = "mc") -> dict:
+                  fmt: str = "mc", prefix_cache: bool = True) -> dict:
     """Accuracy, per subject and over all questions, in format `fmt` (mc or rc, resolved: see resolve_format), and
     `questions`: each test question's index, subject, answer, predicted letter and whether it is correct."""
     if not test_rows:
         raise PipelineError("no MMLU test questions; rerun `python -m stages.prepare`")
     if fmt not in FORMATS:
         raise PipelineError(f"MMLU format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    predict = _letter_predictions if fmt == "mc" else _cloze_predictions
-    predictions = predict(model, tokenizer, dev_rows, test_rows, k, batch_size)
+    if fmt == "mc":
+        logits, counts = letter_logits(model, tokenizer, dev_rows, test_rows, k, batch_size, prefix_cache)
+        predictions = logits.argmax(1).tolist()
+    else:
+        predictions, counts = _cloze_predictions(model, tokenizer, dev_rows, test_rows, k, batch_size), {}
     questions = [{"n": n, "subject": row["subject"], "answer": row["answer"], "prediction": CHOICES[choice],
                   "correct": int(CHOICES[choice] == row["answer"])}
                  for n, (row, choice) in enumerate(zip(test_rows, predictions))]
@@ -289,6 +392,7 @@ def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict],
             "accuracy": sum(correct) / len(correct),
             "per_subject": {s: sum(c) / len(c) for s, c in sorted(correct_by_subject.items())},
             "n": len(correct),
+            **({"prefix_cache": counts} if counts else {}),
             "questions": questions}
 
 
