@@ -316,8 +316,7 @@ def mmlu_tokens(tokenizer, dev: list[dict], test: list[dict], k: int, max_tokens
     """The tokens MMLU's letter format runs through the model: every whole prompt, or each shared prefix once and
     each question's own tokens (unlearning.evaluation.mmlu.prefix_groups)."""
     from unlearning.evaluation import mmlu
-    prompts = [mmlu.build_prompt(dev, row, k, tokenizer, max_tokens) for row in test]
-    ids = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+    prompts, ids = mmlu.mc_prompts(tokenizer, dev, test, k, max_tokens)
     cached = sum(shared + sum(len(ids[i]) - shared for i in members)
                  for members, shared in mmlu.prefix_groups(test, prompts, ids))
     return {"whole": sum(map(len, ids)), "cached": cached}

@@ -35,12 +35,12 @@ from .generation import cache_arguments, full_attention_only, cached_keys_values
 CHOICES = ("A", "B", "C", "D")
 CSV_COLUMNS = ["question", *CHOICES, "answer"]
 BUILTIN = "builtin general-knowledge set (synthetic, MMLU format)"
-FORMATS = ("mc", "rc")
+FORMATS = ("mc", "rc")  # what mmlu_accuracy scores; `auto` resolves to one of them per source
 # near_ties' margin, in units in the last place of the model's dtype at the letters' logit scale. Measured between the
 # cached and whole-prompt passes at the OLMo-1B shape (benchmarks/README.md, "MMLU's shared prefix"): at most 40 ulps
 # in float32 and 4.5 in bfloat16, as large as the whole-prompt pass's own change from batch 8 to batch 1 (33 and 2.8).
 # A 16-bit model's logits are rounded to 16 bits, so its differences are fewer of its (coarser) ulps.
-RESCORE_ULPS = {torch.float64: 256, torch.float32: 256, torch.bfloat16: 16, torch.float16: 16}  # what mmlu_accuracy scores; `auto` resolves to one of them per source
+RESCORE_ULPS = {torch.float64: 256, torch.float32: 256, torch.bfloat16: 16, torch.float16: 16}
 
 
 def _hendrycks_csv(path: Path) -> list[dict]:
@@ -265,6 +265,13 @@ def near_ties(letter_logits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return top_two[:, 0] - top_two[:, 1] <= RESCORE_ULPS[dtype] * torch.finfo(dtype).eps * scale
 
 
+def mc_prompts(tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int,
+               max_tokens: int) -> tuple[list[str], list[list[int]]]:
+    """Each question's whole mc prompt (build_prompt, fitted to max_tokens) and its token ids."""
+    prompts = [build_prompt(dev_rows, row, k, tokenizer, max_tokens) for row in test_rows]
+    return prompts, [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+
+
 def prefix_groups(test_rows: list[dict], prompts: list[str], prompt_ids: list[list[int]]) -> list[tuple[list[int], int]]:
     """The questions whose prompts share the text before the question (one subject, the same shots), as (their
     indices, how many leading tokens all their prompts share); 0 for a question alone."""
@@ -288,9 +295,7 @@ def letter_logits(model, tokenizer, dev_rows: list[dict], test_rows: list[dict],
     (near_ties) is rescored from its whole prompt, so that a prediction is the whole prompt's unless rounding moved
     a logit by more than the margin (tests/unit/test_mmlu_prefix.py; benchmarks/README.md measures the
     differences). `rescore` off gives the cached pass's own logits, to measure them."""
-    max_tokens = model.config.max_position_embeddings
-    prompts = [build_prompt(dev_rows, row, k, tokenizer, max_tokens) for row in test_rows]
-    prompt_ids = [tokenizer.encode(prompt, add_special_tokens=False) for prompt in prompts]
+    prompts, prompt_ids = mc_prompts(tokenizer, dev_rows, test_rows, k, model.config.max_position_embeddings)
     letter_ids = torch.tensor(answer_token_ids(tokenizer), device=model.device)
     logits = torch.empty(len(test_rows), len(CHOICES))
     whole, cached, rescored = list(range(len(test_rows))), [], []
@@ -369,7 +374,7 @@ def _cloze_predictions(model, tokenizer, dev_rows: list[dict], test_rows: list[d
 
 @torch.inference_mode()
 def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict], k: int, batch_size: int,
-                  fmt: str = "mc", prefix_cache: bool = True) -> dict:
+                  fmt: str = "mc") -> dict:
     """Accuracy, per subject and over all questions, in format `fmt` (mc or rc, resolved: see resolve_format), and
     `questions`: each test question's index, subject, answer, predicted letter and whether it is correct."""
     if not test_rows:
@@ -377,7 +382,7 @@ def mmlu_accuracy(model, tokenizer, dev_rows: list[dict], test_rows: list[dict],
     if fmt not in FORMATS:
         raise PipelineError(f"MMLU format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if fmt == "mc":
-        logits, counts = letter_logits(model, tokenizer, dev_rows, test_rows, k, batch_size, prefix_cache)
+        logits, counts = letter_logits(model, tokenizer, dev_rows, test_rows, k, batch_size)
         predictions = logits.argmax(1).tolist()
     else:
         predictions, counts = _cloze_predictions(model, tokenizer, dev_rows, test_rows, k, batch_size), {}
