@@ -7,6 +7,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from ..errors import PipelineError
+from .gpus import claim_gpu
 
 # Loading a checkpoint takes seconds; its per-tensor bar would bury a stage's one error line.
 transformers_logging.disable_progress_bar()
@@ -16,10 +17,19 @@ PICKLE_HINT = "or set `model.allow_pickle: true` if you trust the file (unpickli
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """`auto`: CUDA when present, else the CPU. `auto` and `cuda` on a machine with several GPUs: the first one no
+    other stage process holds (claim_gpu); `cuda:N` is that GPU."""
+    if name == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise PipelineError(f"params.yaml: `device` is {name!r} but CUDA is not available here; use auto or cpu")
+    if name in ("auto", "cuda"):
+        count = torch.cuda.device_count()
+        if count == 1:
+            return torch.device("cuda")
+        index = claim_gpu(count)
+        torch.cuda.set_device(index)   # what asks for "the current device" (memory statistics) means this one
+        return torch.device("cuda", index)
     return torch.device(name)
 
 
