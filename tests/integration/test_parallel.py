@@ -67,6 +67,7 @@ def test_two_queue_workers_run_two_experiments_at_once(repo):
     rows = experiments(repo)
     assert rows["triple-0"]["params"]["layers"] == [0, 1, 2] and rows["triple-1"]["params"]["layers"] == [1, 2, 3]
     assert rows["triple-0"]["metrics"] and rows["triple-1"]["metrics"]
+    print(run([*DVC, "exp", "show", "--only-changed"], repo, env={**ENV, "COLUMNS": "120"}).stdout)
 
 
 def test_a_slurm_array_runs_one_triple_per_task_and_collect_combines_them_without_rerunning(repo, tmp_path):
@@ -101,6 +102,7 @@ def test_a_slurm_array_runs_one_triple_per_task_and_collect_combines_them_withou
     # one command gathers them: the tasks' experiments, and one that combines their triples, with no triple rerun
     collected = run([sys.executable, "-m", "unlearning.tools.collect"], repo, env={**ENV, "PYTHONPATH": str(repo)})
     assert stages_ran(collected.stdout) == {"check_params", "report"}, collected.stdout
+    print(collected.stdout)
     rows = experiments(repo)
     assert rows[f"slurm-{job}-0"]["params"]["sweep"] == [0] and rows[f"slurm-{job}-1"]["params"]["sweep"] == [1]
     assert rows["sweep-all"]["params"]["sweep"] == [0, 1]

@@ -81,6 +81,7 @@ def test_two_teammates_share_runs_and_experiments_through_an_ssh_server(lab, tmp
     assert "Data and pipelines are up to date" in run([*DVC, "status"], repo_a, env=alice).stdout
     delta = "models/unlearned/delta.safetensors"
     assert (repo_a / delta).read_bytes() == (repo_b / delta).read_bytes()
+    print(run([*DVC, "exp", "show", "--only-changed"], repo_a, env={**alice, "COLUMNS": "120"}).stdout)
 
 
 def test_a_wrong_key_and_an_unreachable_host_each_say_so_and_an_impostor_host_key_passes_dvc(lab, tmp_path):
