@@ -7,7 +7,8 @@ A clone of this repository's committed HEAD in a temporary folder, its DVC cache
 experiment is the headline run on another triple (`-S layers=[N,N+1,N+2]`, with `sweep`, `methods`, `baselines` and
 `seeds` empty so that it is that run alone): `unlearn`, its three evaluations and the report. The experiments run
 twice: through `dvc queue start -j 1` with every core's thread (OMP_NUM_THREADS = cores), then, the run-cache
-emptied, through `-j N` with the cores shared (cores / N threads each). While they run, the stage processes'
+emptied, through `-j N` with the cores shared (cores / N threads each), and through `-j N` with every worker on
+every core (the default when OMP_NUM_THREADS is unset). While they run, the stage processes'
 OMP_NUM_THREADS is read from /proc, to show that the variable given to `dvc queue start` reaches them.
 """
 import argparse
@@ -65,6 +66,11 @@ def through_queue(repo: Path, first_layers: list[int], workers: int, threads: in
     if len(re.findall(r"\bSuccess\b", status)) != len(first_layers):
         sys.exit(f"queue.py: not every experiment succeeded:\n{status}")
     run([*DVC, "queue", "remove", "--success"], repo)
+    # an idle worker outlives its queue and keeps the environment it started with: the next pass's
+    # `dvc queue start` would hand it work under the old OMP_NUM_THREADS
+    run([*DVC, "queue", "stop"], repo)
+    while "0 active, 0 idle" not in run([*DVC, "queue", "status"], repo):
+        time.sleep(1)
     return elapsed, threads_seen, most
 
 
@@ -84,13 +90,18 @@ def main():
         one_at_a_time, threads_1, most_1 = through_queue(repo, args.first_layers, 1, cores)
         shutil.rmtree(repo / ".dvc" / "cache" / "runs")
         at_once, threads_n, most_n = through_queue(repo, args.first_layers, workers, max(1, cores // workers))
+        shutil.rmtree(repo / ".dvc" / "cache" / "runs")
+        crowded, threads_c, most_c = through_queue(repo, args.first_layers, workers, cores)
     print(f"{workers} experiments (layers from {args.first_layers}), {cores} cores, `uptime` at the end: "
           f"{os.getloadavg()[0]:.2f}")
     print(f"  dvc queue start -j 1, OMP_NUM_THREADS={cores}: {one_at_a_time:6.1f} s  (stages saw OMP_NUM_THREADS "
           f"{sorted(threads_1)}, at most {most_1} running)")
     print(f"  dvc queue start -j {workers}, OMP_NUM_THREADS={max(1, cores // workers)}: {at_once:6.1f} s  (stages saw "
           f"{sorted(threads_n)}, at most {most_n} running)")
-    print(f"  -j {workers} against -j 1: {one_at_a_time / at_once:.2f}x")
+    print(f"  dvc queue start -j {workers}, OMP_NUM_THREADS={cores}: {crowded:6.1f} s  (stages saw "
+          f"{sorted(threads_c)}, at most {most_c} running)")
+    print(f"  -j {workers} against -j 1: {one_at_a_time / at_once:.2f}x with the cores shared, "
+          f"{one_at_a_time / crowded:.2f}x with every worker on every core")
 
 
 if __name__ == "__main__":
