@@ -6,7 +6,7 @@ A clone of this repository's committed HEAD in a temporary folder, its DVC cache
 (`dvc repro` here first), so `prepare`, `target` and the `@target` evaluations are restored, not rerun. Each
 experiment is the headline run on another triple (`-S layers=[N,N+1,N+2]`, with `sweep`, `methods`, `baselines` and
 `seeds` empty so that it is that run alone): `unlearn`, its three evaluations and the report. The experiments run
-twice: through `dvc queue start -j 1` with every core's thread (OMP_NUM_THREADS = cores), then, the run-cache
+three times: through `dvc queue start -j 1` with every core's thread (OMP_NUM_THREADS = cores), then, the run-cache
 emptied, through `-j N` with the cores shared (cores / N threads each), and through `-j N` with every worker on
 every core (the default when OMP_NUM_THREADS is unset). While they run, the stage processes'
 OMP_NUM_THREADS is read from /proc, to show that the variable given to `dvc queue start` reaches them.

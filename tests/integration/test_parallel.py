@@ -46,16 +46,16 @@ def experiments(repo: Path) -> dict[str, dict]:
 
 
 def test_two_queue_workers_run_two_experiments_at_once(repo):
-    for first in (0, 1):
-        run([*DVC, "exp", "run", "--queue", "-n", f"triple-{first}", "-S", f"layers=[{first},{first + 1},{first + 2}]"],
-            repo)
+    # two alphas, neither the commit's: each has its unlearning and evaluations to run
+    for alpha in (2, 3):
+        run([*DVC, "exp", "run", "--queue", "-n", f"alpha-{alpha}", "-S", f"alpha={alpha}"], repo)
     # its workers detach and outlive it, holding whatever stdout it had: a pipe would never close
     with (repo.parent / "queue.log").open("w") as log:
         subprocess.run([*DVC, "queue", "start", "-j", "2"], cwd=repo, env=ENV, stdout=log, stderr=log, check=True)
     most_running, deadline = 0, time.monotonic() + 600
     while True:
         status = run([*DVC, "queue", "status"], repo).stdout
-        rows = [line.split() for line in status.splitlines() if "triple-" in line]
+        rows = [line.split() for line in status.splitlines() if "alpha-" in line]
         most_running = max(most_running, sum("Running" in row for row in rows))
         if rows and not any("Running" in row or "Queued" in row for row in rows):
             break
@@ -65,8 +65,8 @@ def test_two_queue_workers_run_two_experiments_at_once(repo):
     assert all("Success" in row for row in rows), status
     assert most_running == 2, "the two workers never ran at the same time"
     rows = experiments(repo)
-    assert rows["triple-0"]["params"]["layers"] == [0, 1, 2] and rows["triple-1"]["params"]["layers"] == [1, 2, 3]
-    assert rows["triple-0"]["metrics"] and rows["triple-1"]["metrics"]
+    assert rows["alpha-2"]["params"]["alpha"] == 2 and rows["alpha-3"]["params"]["alpha"] == 3
+    assert rows["alpha-2"]["metrics"] and rows["alpha-3"]["metrics"]
     print(run([*DVC, "exp", "show", "--only-changed"], repo, env={**ENV, "COLUMNS": "120"}).stdout)
 
 

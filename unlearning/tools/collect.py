@@ -39,9 +39,13 @@ def main(argv=None):
                                                                         "to (default: origin)")
     parser.add_argument("--name", default="sweep-all", help="the combined experiment's name (default: sweep-all)")
     args = parser.parse_args(argv)
-    dvc("exp", "pull", "--force", "--run-cache", args.git_remote)
-    committed, union = swept_triples(experiment_records(dvc_exp_show()))
-    if set(union) - set(committed):
+    dvc("exp", "pull", "--run-cache", args.git_remote)   # (with --force, DVC 3.67 says "No experiments to pull")
+    records = experiment_records(dvc_exp_show())
+    committed, union = swept_triples(records)
+    combined = next((record["name"] for record in records if record["params"].get("sweep") == union), None)
+    if combined:
+        print(f"collect: {combined} already holds every triple the experiments ran ({union})")
+    elif set(union) - set(committed):
         print(f"collect: the experiments ran sweep triples {union}; combining them (restored from the run-cache)",
               flush=True)
         dvc("exp", "run", "-n", args.name, "-S", f"sweep={union}")
