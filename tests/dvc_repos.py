@@ -1,5 +1,6 @@
 """Temporary git + DVC repositories holding the project on a tiny configuration, for the integration tests: the
 params, the offline environment every stage runs in, and the commands' helpers."""
+import json
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import yaml
 from helpers import ROOT, merge, params_with, threads_per_worker
+from unlearning.tools.compare import experiment_records
 from unlearning.tools.sync import render_params_yaml
 
 TINY = {
@@ -71,6 +73,13 @@ def run(cmd: list[str], cwd: Path, check=True, env=None) -> subprocess.Completed
 
 def stages_ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def experiments(repo: Path, env=None) -> dict[str, dict]:
+    """name -> the compare tool's record ("params" flat, "after": the headline's scores) of the current commit and
+    each of its experiments with results, from `dvc exp show --json`."""
+    shown = json.loads(run([sys.executable, "-m", "dvc", "exp", "show", "--json"], repo, env=env).stdout)
+    return {record["name"]: record for record in experiment_records(shown)}
 
 
 def set_params(repo: Path, override: dict) -> None:

@@ -20,14 +20,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _which(program: str) -> str | None:
+    """Daemons live in sbin, which a non-root PATH often lacks."""
+    return shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+
+
 def _need(*programs: str, package: str) -> None:
-    missing = [p for p in programs if not shutil.which(p, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")]
+    missing = [p for p in programs if not _which(p)]
     if missing:
         pytest.skip(f"{', '.join(missing)} not found: install Debian's {package} (`apt-get install {package}`)")
-
-
-def _which(program: str) -> str:
-    return shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 
 
 def _wait_until(ready, seconds: float, what: str, log: Path) -> None:

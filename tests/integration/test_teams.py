@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dvc_repos import ENV, TINY, git_commit, make_repo, run, stages_ran
+from dvc_repos import ENV, TINY, experiments, git_commit, make_repo, run, stages_ran
 from services import free_port, keygen, start_sshd, stop_sshd
 
 pytestmark = pytest.mark.integration
@@ -22,18 +22,6 @@ def lab(tmp_path_factory):
 
 def as_user(home: Path) -> dict:
     return {**ENV, "HOME": str(home)}
-
-
-def exp_show(repo: Path, env: dict) -> dict[str, dict]:
-    """name (or "workspace", or the commit's branch) -> its params and metrics, from `dvc exp show --json`."""
-    rows = {}
-    for commit in json.loads(run([*DVC, "exp", "show", "--json"], repo, env=env).stdout):
-        for record in [commit, *[exp for group in commit.get("experiments") or [] for exp in group["revs"]]]:
-            data = record["data"]
-            rows[record.get("name") or data["rev"]] = {
-                "params": data["params"]["params.yaml"]["data"],
-                "metrics": data["metrics"]["reports/metrics.json"]["data"]}
-    return rows
 
 
 def test_two_teammates_share_runs_and_experiments_through_an_ssh_server(lab, tmp_path):
@@ -72,10 +60,10 @@ def test_two_teammates_share_runs_and_experiments_through_an_ssh_server(lab, tmp
     run([*DVC, "exp", "push", "origin", "bob-alpha-2"], repo_b, env=bob)
     run([*DVC, "exp", "run", "-n", "alice-seed-1", "-S", "unlearn.seed=1"], repo_a, env=alice)
     run([*DVC, "exp", "pull", "origin", "bob-alpha-2"], repo_a, env=alice)
-    rows = exp_show(repo_a, alice)
+    rows = experiments(repo_a, alice)
     assert {"bob-alpha-2", "alice-seed-1"} <= set(rows)
     assert rows["bob-alpha-2"]["params"]["alpha"] == 2 and rows["alice-seed-1"]["params"]["alpha"] != 2
-    assert rows["bob-alpha-2"]["metrics"] == exp_show(repo_b, bob)["bob-alpha-2"]["metrics"]
+    assert rows["bob-alpha-2"]["after"] == experiments(repo_b, bob)["bob-alpha-2"]["after"]
     # and its outputs: Alice applies Bob's experiment and has his unlearned model without rerunning it
     run([*DVC, "exp", "apply", "bob-alpha-2"], repo_a, env=alice)
     assert "Data and pipelines are up to date" in run([*DVC, "status"], repo_a, env=alice).stdout

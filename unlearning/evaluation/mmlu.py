@@ -30,15 +30,15 @@ import torch
 from ..errors import PipelineError
 from ..files import atomic_output, read_jsonl, write_json, write_jsonl
 from ..progress import progress
-from .generation import cache_arguments, full_attention_only, cached_keys_values
+from .generation import cache_arguments, cached_keys_values, full_attention_only
 
 CHOICES = ("A", "B", "C", "D")
 CSV_COLUMNS = ["question", *CHOICES, "answer"]
 BUILTIN = "builtin general-knowledge set (synthetic, MMLU format)"
 FORMATS = ("mc", "rc")  # what mmlu_accuracy scores; `auto` resolves to one of them per source
 # near_ties' margin, in units in the last place of the model's dtype at the letters' logit scale. Measured between the
-# cached and whole-prompt passes at the OLMo-1B shape (benchmarks/README.md, "MMLU's shared prefix"): at most 40 ulps
-# in float32 and 4.5 in bfloat16, as large as the whole-prompt pass's own change from batch 8 to batch 1 (33 and 2.8).
+# cached and whole-prompt passes at the OLMo-1B shape (benchmarks/README.md, "MMLU's shared prefix"): at most 30.4 ulps
+# in float32 and 4.4 in bfloat16, as large as the whole-prompt pass's own change from batch 8 to batch 1 (31.8, 4.6).
 # A 16-bit model's logits are rounded to 16 bits, so its differences are fewer of its (coarser) ulps.
 RESCORE_ULPS = {torch.float64: 256, torch.float32: 256, torch.bfloat16: 16, torch.float16: 16}
 
