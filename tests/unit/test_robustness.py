@@ -2,6 +2,7 @@
 hand-built steered model, and recovery."""
 import math
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -86,11 +87,53 @@ def test_relearning_lowers_the_loss_and_trains_only_what_it_is_given(tiny_model,
             return tiny_model(input_ids=input_ids, attention_mask=attention_mask,
                               labels=input_ids.masked_fill(attention_mask == 0, -100)).loss.item()
     before = {name: param.detach().clone() for name, param in tiny_model.named_parameters()}
+    down_proj = [f"model.layers.{i}.mlp.down_proj.weight" for i in (1, 2, 3)]
     losses = {0: loss()}
     relearn(tiny_model, tiny_tokenizer, sentences, [5, 20], lr=1e-2, batch_size=2, max_length=64, seed=0,
-            parameters=trained_parameters(tiny_model, "down_proj", [1, 2, 3]), device="cpu",
+            parameters=trained_parameters(tiny_model, "delta", down_proj), device="cpu",
             at_checkpoint=lambda step, model: losses.__setitem__(step, loss()))
     assert list(losses) == [0, 5, 20] and losses[20] < losses[5] < losses[0]
     changed = {name for name, param in tiny_model.named_parameters() if not torch.equal(param, before[name])}
-    assert changed == {f"model.layers.{i}.mlp.down_proj.weight" for i in (1, 2, 3)}
+    assert changed == set(down_proj)
     assert not any(param.requires_grad for param in tiny_model.parameters())
+
+
+def write_evaluation(eval_dir, model, rows, scores):
+    from unlearning.files import write_jsonl
+    (eval_dir / model / "task").mkdir(parents=True)
+    write_jsonl(eval_dir / model / "task" / "generations.jsonl",
+                [{"id": r["id"], "task": r["task"], "split": "forget", "kind": r["id"][-3:-1], "output": "y",
+                  "generation": "z", "score": s} for r, s in zip(rows, scores)])
+
+
+def test_the_report_gives_recovery_0_to_the_unlearned_scores_and_1_to_the_targets(tmp_path):
+    """model_attacks on hand-built evaluations: an "attack" that reproduces the unlearned model's row scores recovers
+    0, one that reproduces the target's recovers 1, both with a point interval (the paired bootstrap), and a halfway
+    one 0.5."""
+    from unlearning.files import write_json
+    from unlearning.report.attacks import model_attacks
+    rows = rows_of({"Task1": 6, "Task2": 6, "Task3": 6})
+    generator = torch.Generator().manual_seed(0)
+    unlearned = torch.rand(len(rows), generator=generator).mul(0.3).tolist()
+    target = [0.7 + u for u in unlearned]
+    write_evaluation(tmp_path, "method/npo", rows, unlearned)
+    write_evaluation(tmp_path, "target", rows, target)
+    _, half_b = split_documents(rows, seed=0)
+    by_id = {r["id"]: (u, t) for r, u, t in zip(rows, unlearned, target)}
+    pii = {"any": {"documents": 0, "extracted": 0, "rate": None}}
+    (tmp_path / "attack" / "method" / "npo").mkdir(parents=True)
+    write_json(tmp_path / "attack" / "method" / "npo" / "attack.json", {"half_b": [r["id"] for r in half_b], "attacks": {
+        "relearn": {"10": {"scores": {r["id"]: by_id[r["id"]][0] for r in half_b}, "pii": pii},
+                    "50": {"scores": {r["id"]: by_id[r["id"]][1] for r in half_b}, "pii": pii}},
+        "benign": {"10": {"scores": {r["id"]: sum(by_id[r["id"]]) / 2 for r in half_b}, "pii": pii}},
+        "ablation": None}})
+    result = model_attacks(tmp_path, "method/npo", resamples=200, confidence=0.95)
+    attacks = result["attacks"]
+    assert set(attacks) == {"relearn@10", "relearn@50", "benign@10"}
+    assert attacks["relearn@10"]["recovery"] == 0 and attacks["relearn@10"]["recovery_interval"] == [0, 0]
+    assert attacks["relearn@50"]["recovery"] == 1
+    assert attacks["relearn@50"]["recovery_interval"] == pytest.approx([1, 1])
+    assert attacks["benign@10"]["recovery"] == pytest.approx(0.5)
+    low, high = result["unlearned"]["interval"]
+    assert low < result["unlearned"]["forget"] < high   # the forget score itself varies over documents
+    assert result["half_b_documents"] == 9

@@ -11,7 +11,7 @@ import torch
 
 from ..data.schema import document_id
 from ..errors import PipelineError
-from ..methods.training import encode
+from ..methods.training import encode, finish_training, fp32_master_weights
 from ..models.layers import decoder_layers
 
 
@@ -31,29 +31,27 @@ def split_documents(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]
     return half_a, half_b
 
 
-def trained_parameters(model, which: str, layers: list[int]) -> list[torch.nn.Parameter]:
-    """`all`: every weight; `down_proj`: the mlp.down_proj weights of `layers`, the ones RMU changed."""
+def trained_parameters(model, which: str, names: list[str]) -> dict[str, torch.nn.Parameter]:
+    """`all`: every weight; `delta`: the named tensors (what a run's unlearning changed)."""
     if which == "all":
-        return [param for param in model.parameters()]
-    wanted = {f"layers.{i}.mlp.down_proj.weight" for i in layers}
-    chosen = [param for name, param in model.named_parameters() if any(name.endswith(w) for w in wanted)]
-    if len(chosen) != len(layers):
-        raise PipelineError(f"relearning: found {len(chosen)} mlp.down_proj weights for layers {layers}")
-    return chosen
+        return dict(model.named_parameters())
+    return {name: model.get_parameter(name) for name in names}
 
 
 def relearn(model, tokenizer, texts: list[str], checkpoints: list[int], lr: float, batch_size: int,
-            max_length: int, seed: int, parameters: list[torch.nn.Parameter], device, at_checkpoint) -> None:
+            max_length: int, seed: int, parameters: dict[str, torch.nn.Parameter], device, at_checkpoint) -> None:
     """Fine-tune `model` in place with the next-token loss on `texts` (shuffled with `seed`, cycled in batches) and
-    call `at_checkpoint(step, model)` after each step count in `checkpoints`, the model in eval mode there."""
+    call `at_checkpoint(step, model)` after each step count in `checkpoints`, the model in eval mode there. A 16-bit
+    model trains with fp32 master weights, as unlearning does."""
     if not texts:
         raise PipelineError("relearning: no text to fine-tune on")
     order = list(texts)
     rng = random.Random(seed)
     model.requires_grad_(False)
-    for param in parameters:
+    for param in parameters.values():
         param.requires_grad_(True)
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0)
+    model_dtype, mixed_precision = fp32_master_weights(parameters, device)
+    optimizer = torch.optim.AdamW(parameters.values(), lr=lr, weight_decay=0.0)
     batches = []
     for step in range(1, max(checkpoints) + 1):
         if not batches:
@@ -61,8 +59,9 @@ def relearn(model, tokenizer, texts: list[str], checkpoints: list[int], lr: floa
             batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         input_ids, attention_mask = encode(tokenizer, batches.pop(), max_length, device)
         model.train()
-        labels = input_ids.masked_fill(attention_mask == 0, -100)
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        with torch.autocast(**mixed_precision):
+            loss = model(input_ids=input_ids, attention_mask=attention_mask,
+                         labels=input_ids.masked_fill(attention_mask == 0, -100)).loss
         if not torch.isfinite(loss):
             raise PipelineError(f"relearning: the loss is {loss.item()} at step {step}; lower attack.lr")
         optimizer.zero_grad(set_to_none=True)
@@ -70,9 +69,9 @@ def relearn(model, tokenizer, texts: list[str], checkpoints: list[int], lr: floa
         optimizer.step()
         if step in checkpoints:
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(**mixed_precision):
                 at_checkpoint(step, model)
-    model.eval().requires_grad_(False)
+    finish_training(model, parameters, model_dtype)
 
 
 @contextmanager
