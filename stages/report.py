@@ -11,12 +11,14 @@ from pathlib import Path
 from unlearning import config
 from unlearning.errors import exit_on_error
 from unlearning.files import atomic_output, read_json, write_json
+from unlearning.report.attacks import attacks_markdown, attacks_summary, plot_recovery
 from unlearning.report.markdown import fmt, markdown_report
 from unlearning.report.plots import write_plots
 from unlearning.report.summary import build_metrics, detail_files, headline_metrics
 
 PARAMS = ("data.split", "layers", "alpha", "sweep", "methods", "baselines", "unlearn.method", "unlearn.beta",
-          "unlearn.steps", "unlearn.seed", "seeds", "mia.min_k", "report.resamples", "report.confidence")
+          "unlearn.steps", "unlearn.seed", "seeds", "mia.min_k", "report.resamples", "report.confidence",
+          "attack.models", "attack.lr", "attack.trained", "attack.seed")
 
 
 def parse_args(argv=None):
@@ -39,10 +41,16 @@ def main(argv=None):
                             params["mia.min_k"], params["sweep"], params["methods"], params["baselines"],
                             params["report.resamples"], params["report.confidence"], params["unlearn.seed"],
                             params["seeds"])
+    metrics["attacks"] = attacks_summary(args.eval, params["attack.models"], params["report.resamples"],
+                                         params["report.confidence"])
+    attack_settings = {key: params[f"attack.{key}"] for key in ("lr", "trained", "seed")}
     with atomic_output(args.out / "plots") as plots:
         write_plots(metrics, args.eval, args.live, plots)
+        if metrics["attacks"]:
+            plot_recovery(metrics["attacks"], plots / "attack_recovery.png")
     with atomic_output(args.out / "report.md") as report:
-        report.write_text(markdown_report(metrics, info, mmlu_source), encoding="utf-8")
+        report.write_text(markdown_report(metrics, info, mmlu_source)
+                          + attacks_markdown(metrics["attacks"], attack_settings), encoding="utf-8")
     with atomic_output(args.out / "metrics") as details:
         for name, content in detail_files(metrics).items():
             write_json(details / name, content)

@@ -15,7 +15,7 @@ from unlearning.data.prepared import load_prepared
 from unlearning.errors import PipelineError, exit_on_error
 from unlearning.evaluation.knowledge import knowledge_checks, unmet_requirements
 from unlearning.files import atomic_output, write_json
-from unlearning.models.loading import resolve_device, resolve_dtype
+from unlearning.models.loading import resolve_device, resolve_dtype, save_unstamped
 from unlearning.models.training import build_target, training_texts
 
 PARAMS = ("device", "model", "mmlu.k", "mmlu.format")
@@ -50,8 +50,7 @@ def main(argv=None):
             raise PipelineError("the target model has not memorised its data (" + "; ".join(unmet)
                                 + "); raise `model.train.epochs` (or `model.finetune.epochs`) or the model size")
     with atomic_output(args.out) as out:
-        model.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
+        save_unstamped(model, tokenizer, out)
         write_json(out / "training.json", {"source": cfg["source"], "dtype": str(dtype),
                                            "epoch_losses": epoch_losses, "checks": checks})
 

@@ -200,6 +200,31 @@ class MethodNames:
         return "list of distinct method names"
 
 
+class AttackedModels:
+    """Models to attack, named by their folder under models/; that each is a run of this pipeline is checked by
+    check_params, which sees the other keys."""
+    PATTERN = re.compile(r"target|unlearned|method/[a-z][a-z0-9_]*|sweep/\d+|seed/-?\d+")
+
+    def __call__(self, value, key):
+        if (not isinstance(value, list) or not all(isinstance(v, str) and self.PATTERN.fullmatch(v) for v in value)
+                or len(set(value)) != len(value)):
+            _fail(key, f"is {value!r}; use a list of distinct model folders under models/: target, unlearned (the "
+                       "headline), method/<name>, sweep/<first layer>, seed/<seed> (or [] for none)")
+
+    def describe(self):
+        return "list of model folders (target, unlearned, method/M, sweep/N, seed/S)"
+
+
+class StepCounts:
+    def __call__(self, value, key):
+        if (not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                                and v >= 1 for v in value) or value != sorted(set(value))):
+            _fail(key, f"is {value!r}; use a non-empty increasing list of step counts, e.g. [10, 50]")
+
+    def describe(self):
+        return "increasing list of positive integers"
+
+
 # ---- the schema ----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -218,6 +243,8 @@ class Section:
     default_null: bool = False  # null unless set (the keys then say what to give)
     doc_keys: dict = field(default_factory=dict)
 
+
+ATTACK_LR = 0.001   # the relearning attacks' lr on the miniature (docs/results.md)
 
 SCHEMA = {
     "device": Param("auto", Device(), "every stage that runs a model: auto (CUDA when present, else CPU), cpu, cuda "
@@ -356,6 +383,20 @@ SCHEMA = {
         "batch_size": Param(16, Number(minimum=1, integer=True),
                             "sequences per forward (mc: prompts; rc: prompt + option pairs)"),
     }),
+    "attack": Section("is it really forgotten? relearning and direction-ablation attacks on unlearned models "
+                      "(stage attack@<model>; docs/scoring.md)", {
+        "models": Param([], AttackedModels(),
+                        "the models attacked, by folder under models/: target (the scale), unlearned (the headline), "
+                        "method/<name>, sweep/<first layer>, seed/<seed>; [] for none"),
+        "steps": Param([10, 50], StepCounts(), "fine-tuning steps after which each relearning attack is scored"),
+        "lr": Param(ATTACK_LR, Number(minimum=0, exclusive=True), "the relearning attacks' AdamW learning rate"),
+        "batch_size": Param(4, Number(minimum=1, integer=True), "texts per relearning step"),
+        "trained": Param("all", Choice("all", "down_proj"),
+                         "what relearning trains: every weight (an attacker is not bound to what unlearning "
+                         "changed, as in Deeb & Roger 2024) or only the tensors the run's delta changed (the "
+                         "target: the down_proj of `layers`)"),
+        "seed": Param(0, Number(integer=True), "the forget documents' split into halves, and the batch order"),
+    }),
     "report": Section("the report's intervals: a percentile bootstrap over documents of every score", {
         "resamples": Param(1000, Number(minimum=1, integer=True),
                            "bootstrap resamples behind each interval (more: steadier bounds, a slower report)"),
@@ -433,7 +474,18 @@ def validate(params: dict) -> dict:
         more = f" ({len(unknown) - 1} more unknown: {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
         raise PipelineError(f"params.yaml: unknown key `{unknown[0]}`{suggestion} Every key is in {REFERENCE}{more}")
     _validate(params, SCHEMA, "")
+    _check_attacked_models(params)
     return params
+
+
+def _check_attacked_models(params: dict) -> None:
+    """Each model `attack.models` names is one the pipeline makes with these params."""
+    made = {"target", "unlearned", *(f"method/{m}" for m in get(params, "methods") + get(params, "baselines")),
+            *(f"sweep/{n}" for n in get(params, "sweep")), *(f"seed/{n}" for n in get(params, "seeds"))}
+    for model in get(params, "attack.models"):
+        if model not in made:
+            _fail("attack.models", f"lists {model}, which no run of these params makes; remove it from "
+                                   f"attack.models or add its run (the models are {', '.join(sorted(made))})")
 
 
 def _validate(params: dict, schema: dict, prefix: str) -> None:

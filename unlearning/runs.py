@@ -40,4 +40,4 @@ def write_run(history: dict, model, target, out: Path, live: Path) -> None:
                 logger.log_metric("retain_loss", retain_loss, plot=True)
             logger.summary["steering_coeff"] = dict(sorted(history["coefficients"].items()))
     with atomic_output(out) as delta:
-        save_delta(model, history["tensors"], target, delta)
+        save_delta(model, history["tensors"], target, delta, history.get("steering"))

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 # The module's repository: the headline run, one sweep triple, one RMU variant and one baseline, on a 6-layer model.
-RUNS = {"sweep": [0], "methods": ["rmu"], "baselines": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}}}
+RUNS = {"sweep": [0], "methods": ["rmu"], "baselines": ["npo"], "model": {"scratch": {"num_hidden_layers": 6}},
+        "attack": {"models": ["target", "unlearned", "method/npo"], "steps": [2, 4]}}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def test_repro_runs_every_stage_and_writes_the_report(base_repo):
     repo = base_repo
     ran = stages_ran((repo.parent / "first_run.log").read_text())
     assert ran == HEADLINE_STAGES | {"unlearn_sweep@0", "score_sweep@0", "unlearn_method@rmu", "score_method@rmu",
-                                     "unlearn_baseline@npo", "score_baseline@npo"}
+                                     "unlearn_baseline@npo", "score_baseline@npo", "attack@target",
+                                     "attack@unlearned", "attack@method/npo"}
     metrics = json.loads((repo / "reports" / "metrics" / "detail.json").read_text())
     for key in ("before", "after"):
         summary = metrics[key]
@@ -68,6 +70,23 @@ def test_repro_runs_every_stage_and_writes_the_report(base_repo):
     assert not (repo.parent / "network_attempts.log").exists()
 
 
+def test_the_attacks_reach_the_report_with_ablation_for_rmu_only_and_no_pii_value(base_repo):
+    detail = json.loads((base_repo / "reports" / "metrics" / "detail.json").read_text())
+    attacks = detail["attacks"]
+    assert list(attacks) == ["target", "unlearned", "method/npo"]
+    assert set(attacks["unlearned"]["attacks"]) == {"relearn@2", "relearn@4", "benign@2", "benign@4", "ablation"}
+    assert set(attacks["method/npo"]["attacks"]) == {"relearn@2", "relearn@4", "benign@2", "benign@4"}
+    took = attacks["unlearned"]["target"]["forget"] - attacks["unlearned"]["unlearned"]["forget"]
+    for attacked in attacks["unlearned"]["attacks"].values():
+        assert 0 <= attacked["forget"] <= 1
+        assert (attacked["recovery"] is None) == (took == 0)   # the tiny target may know nothing of half B
+    report = (base_repo / "reports" / "report.md").read_text()
+    assert "## Is it really forgotten?" in report and "| method/npo | none |" in report
+    assert (base_repo / "reports" / "plots" / "attack_recovery.png").stat().st_size > 1000
+    raw = (base_repo / "reports" / "eval" / "attack" / "unlearned" / "attack.json").read_text()
+    assert "generation" not in raw and "@" not in raw.replace('"', "")   # ids and numbers: no e-mail, no text
+
+
 def test_every_stage_read_exactly_the_params_dvc_yaml_lists_for_it(base_repo):
     """The first run logged, per stage process, the keys the stage declared (its dvc.yaml params: test_sync.py)
     and those it read; reading an undeclared key would have stopped it."""
@@ -86,7 +105,8 @@ def changed_stages(repo: Path) -> set[str]:
     ("unlearning/methods/output_loss/npo.py", {"unlearn_baseline@npo"}),
     ("unlearning/methods/rmu.py", {"unlearn", "unlearn_sweep@0", "unlearn_method@rmu"}),
     ("unlearning/evaluation/pii.py", {"target", "evaluate@target", "evaluate@unlearned", "score_sweep@0",
-                                      "score_method@rmu", "score_baseline@npo", "report"}),
+                                      "score_method@rmu", "score_baseline@npo", "attack@target", "attack@unlearned",
+                                      "attack@method/npo", "report"}),
 ])
 def test_editing_a_library_module_makes_exactly_the_stages_that_import_it_stale(repo, module, importers):
     assert changed_stages(repo) == set()
@@ -98,7 +118,7 @@ def test_editing_a_library_module_makes_exactly_the_stages_that_import_it_stale(
 def test_a_baseline_key_reruns_only_the_baselines(repo):
     set_params(repo, {"unlearn": {"npo_beta": 0.2}})
     assert stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout) == {
-        "check_params", "unlearn_baseline@npo", "score_baseline@npo", "report"}
+        "check_params", "unlearn_baseline@npo", "score_baseline@npo", "attack@method/npo", "report"}
 
 
 def test_forced_reruns_reproduce_every_output_byte_for_byte(repo):
@@ -138,7 +158,8 @@ def test_changing_alpha_reruns_only_unlearning_and_its_evaluations(repo):
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     # the RMU runs unlearn again; the baselines do not depend on alpha
     assert ran == {"check_params", "unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned",
-                   "unlearn_sweep@0", "score_sweep@0", "unlearn_method@rmu", "score_method@rmu", "report"}
+                   "unlearn_sweep@0", "score_sweep@0", "unlearn_method@rmu", "score_method@rmu", "attack@unlearned",
+                   "report"}
     assert json.loads((repo / "reports" / "metrics" / "detail.json").read_text())["alpha"] == 7
     assert run([sys.executable, "-m", "dvc", "status", "-q"], repo, check=False).returncode == 0
 
@@ -148,7 +169,8 @@ def test_changing_layers_reruns_only_unlearning_and_its_evaluations(repo):
     ran = stages_ran(run([sys.executable, "-m", "dvc", "repro"], repo).stdout)
     # the methods run on `layers`; the sweep's triples do not depend on it
     assert ran == {"check_params", "unlearn", "evaluate@unlearned", "mia@unlearned", "mmlu@unlearned",
-                   "unlearn_method@rmu", "score_method@rmu", "unlearn_baseline@npo", "score_baseline@npo", "report"}
+                   "unlearn_method@rmu", "score_method@rmu", "unlearn_baseline@npo", "score_baseline@npo",
+                   "attack@target", "attack@unlearned", "attack@method/npo", "report"}
     assert json.loads((repo / "reports" / "metrics" / "detail.json").read_text())["layers"] == [0, 1, 2]
 
 
@@ -218,7 +240,7 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
 
     # an experiment on another seed, compared with the commit by the compare tool through `dvc exp show --json`
     run([sys.executable, "-m", "dvc", "exp", "run", "-S", "unlearn.seed=1", "-S", "sweep=[]", "-S", "methods=[]",
-         "-S", "baselines=[]"],
+         "-S", "baselines=[]", "-S", "attack.models=[]"],
         repo)
     printed = run([sys.executable, "-m", "unlearning.tools.compare", "--out", "compare"], repo).stdout
     assert "2 of 2 experiments comparable" in printed, printed

@@ -68,9 +68,12 @@ def test_same_seed_same_run_other_seed_other_direction_and_numbers(tiny_model_fa
     first, first_weights = unlearned(tiny_model_factory, sentences, seed=0)
     again, again_weights = unlearned(tiny_model_factory, sentences, seed=0)
     other, other_weights = unlearned(tiny_model_factory, sentences, seed=1)
+    directions = {run: history.pop("steering")["directions"]["Task1"] for run, history in
+                  (("first", first), ("again", again), ("other", other))}
     assert first == again and all(torch.equal(first_weights[n], again_weights[n]) for n in first_weights)
-    assert not torch.equal(control_vectors(["Task1"], 32, "gaussian", 0)["Task1"],
-                           control_vectors(["Task1"], 32, "gaussian", 1)["Task1"])
+    assert torch.equal(directions["first"], directions["again"])
+    assert torch.equal(directions["first"], control_vectors(["Task1"], 32, "gaussian", 0)["Task1"])
+    assert not torch.equal(directions["first"], directions["other"])
     assert first["forget_loss"] != other["forget_loss"]
     changed = [n for n in first_weights if not torch.equal(first_weights[n], other_weights[n])]
     assert sorted(changed) == [f"model.layers.{i}.mlp.down_proj.weight" for i in (1, 2, 3)]

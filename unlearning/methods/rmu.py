@@ -125,7 +125,8 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     params = trainable_down_proj(model, layers)
     model_dtype, mixed_precision = fp32_master_weights(params, device)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg["lr"])
-    history = {"coefficients": coefficients, "tensors": sorted(params), "forget_loss": [], "retain_loss": []}
+    history = {"coefficients": coefficients, "tensors": sorted(params), "forget_loss": [], "retain_loss": [],
+               "steering": {"layer": steered, "directions": directions}}
     model.train()
     for step, (task, forget_key, retain_key) in enumerate(progress(steps, desc="unlearn (RMU)", unit="step")):
         steering_target = coefficients[task] * directions[task].to(device)

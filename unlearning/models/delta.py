@@ -11,6 +11,7 @@ from ..errors import PipelineError
 from .loading import load_model, resolve_device, resolve_dtype
 
 DELTA_WEIGHTS, DELTA_INFO = "delta.safetensors", "delta.json"
+STEERING = "steering.safetensors"   # an RMU run's per-task steering directions, for the direction-ablation attack
 
 
 def weights_sha256(model_dir) -> str:
@@ -23,14 +24,28 @@ def weights_sha256(model_dir) -> str:
     return digest.hexdigest()
 
 
-def save_delta(model, tensor_names: list[str], target_dir, out_dir) -> None:
+def save_delta(model, tensor_names: list[str], target_dir, out_dir, steering: dict | None = None) -> None:
+    """`steering` (RMU runs): {"layer": the steered layer, "directions": {task: unit vector}}, kept beside the
+    tensors (steering.safetensors, and the layer in delta.json) so that an attack can remove them."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tensors = {name: model.get_parameter(name).detach().contiguous().cpu() for name in sorted(tensor_names)}
     save_file(tensors, out_dir / DELTA_WEIGHTS)
-    (out_dir / DELTA_INFO).write_text(json.dumps(
-        {"target": str(target_dir), "target_sha256": weights_sha256(target_dir), "tensors": sorted(tensors)},
-        indent=2) + "\n", encoding="utf-8")
+    info = {"target": str(target_dir), "target_sha256": weights_sha256(target_dir), "tensors": sorted(tensors)}
+    if steering is not None:
+        info["steered_layer"] = steering["layer"]
+        save_file({task: vector.contiguous().cpu() for task, vector in sorted(steering["directions"].items())},
+                  out_dir / STEERING)
+    (out_dir / DELTA_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def load_steering(model_dir) -> tuple[int, dict[str, torch.Tensor]] | None:
+    """(steered layer, {task: direction}) of an RMU run's delta; None for the target and the output-loss methods."""
+    model_dir = Path(model_dir)
+    if not (model_dir / STEERING).is_file():
+        return None
+    info = json.loads((model_dir / DELTA_INFO).read_text(encoding="utf-8"))
+    return info["steered_layer"], load_file(model_dir / STEERING)
 
 
 def load_with_delta(target_dir, delta_dir, device: torch.device, dtype=torch.float32, trust_remote_code=False):

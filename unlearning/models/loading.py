@@ -1,5 +1,6 @@
 """Loading models the Hugging Face way (Auto classes; safetensors unless `allow_pickle`), and the device and dtype
 choices of params.yaml."""
+import json
 from pathlib import Path
 
 import torch
@@ -53,6 +54,20 @@ def _from_pretrained(name_or_path, device, dtype, trust_remote_code: bool, allow
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer
+
+
+def save_unstamped(model, tokenizer, out: Path) -> None:
+    """save_pretrained (safetensors) without the `transformers_version` the config files record: DVC addresses an
+    output by its bytes, so the stamp alone made a target with identical weights, saved under another transformers
+    release, rerun every stage below it (docs/reliability.md). The Auto classes load the files without it."""
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    for name in ("config.json", "generation_config.json"):
+        path = Path(out) / name
+        if path.is_file():
+            settings = json.loads(path.read_text(encoding="utf-8"))
+            settings.pop("transformers_version", None)
+            path.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def check_model_dir(path) -> Path:

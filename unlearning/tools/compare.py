@@ -28,7 +28,7 @@ from ..report.summary import HEADLINE_KEYS
 METRICS_FILE, RUNS_FILE, PARAMS_FILE = "reports/metrics.json", "reports/metrics/runs.json", "params.yaml"
 PARTS = {"final": "final score", "task_aggregate": "task aggregate", "mia_score": "MIA score", "mmlu": "MMLU"}
 FREE = ("alpha", "unlearn.seed")
-# which further runs an experiment makes does not change its headline run
+# which further runs an experiment makes (and the attacks on them, attack.*) does not change its headline run
 IGNORED = ("sweep", "methods", "baselines", "seeds")
 SETTINGS = {"layers": "layers", "alpha": "alpha", "unlearn.beta": "beta", "unlearn.seed": "seed"}
 
@@ -69,7 +69,8 @@ def experiment_records(exp_show: list) -> list[dict]:
 def comparable(records: list[dict], reference: dict) -> list[dict]:
     """Records whose params equal the reference's except for `alpha` and `unlearn.seed` (and IGNORED)."""
     def fixed(params):
-        return {key: value for key, value in params.items() if key not in FREE + IGNORED}
+        return {key: value for key, value in params.items()
+                if key not in FREE + IGNORED and not key.startswith("attack.")}
     return [r for r in records if fixed(r["params"]) == fixed(reference["params"])]
 
 

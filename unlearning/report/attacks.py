@@ -1,0 +1,189 @@
+"""The attacks' table (stages/attack.py): for each attacked model and attack, its forget score on half B of the forget
+documents, the Task2 documents of half B whose PII it reproduces, and the recovery
+
+    recovery = (attacked - unlearned) / (target - unlearned)
+
+of the forget score, 0 when the attack gives nothing back and 1 when it gives back all unlearning took. The forget
+score of a model on half B is the mean of its six forget cells there (3 tasks x sentence completion / QA; each cell the
+mean of its rows' scores, as the official cells), not inverted: higher is more remembered. "Unlearned" and "target"
+are the model's and the target's own evaluations (their generations.jsonl) restricted to half B, so the three
+numbers of a recovery come from the same rows. Each gets a percentile bootstrap interval over half B's documents,
+resampled within each task, the same draws for all three (a paired bootstrap), seeded.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from ..data.schema import KINDS, TASKS, document_id
+from ..errors import PipelineError
+from ..evaluation.pii import pii_extraction
+from ..files import read_json, read_jsonl
+from ..evaluation.robustness import recovery
+
+SEED = 0
+CELLS = [(task, kind) for task in TASKS for kind in KINDS]
+
+
+def attack_variants(attack: dict) -> dict[str, dict]:
+    """"relearn@10", "benign@50", "ablation" -> {"scores": {row id: score}, "pii": counts}."""
+    variants = {}
+    for name in ("relearn", "benign"):
+        for steps, result in attack["attacks"][name].items():
+            variants[f"{name}@{steps}"] = result
+    if attack["attacks"].get("ablation") is not None:
+        variants["ablation"] = attack["attacks"]["ablation"]
+    return variants
+
+
+def document_sums(records: dict[str, dict], scores: dict[str, float], documents: list[tuple]) -> np.ndarray:
+    """(documents, cells) sums of row scores; `documents` are (task, document id) with their row ids."""
+    sums = np.zeros((len(documents), len(CELLS)))
+    for d, (task, _, ids) in enumerate(documents):
+        for row_id in ids:
+            sums[d, CELLS.index((task, records[row_id]["kind"]))] += scores[row_id]
+    return sums
+
+
+def forget_scores(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The forget score under each resample's document weights (resamples, documents): the mean of the six cells."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cells = (weights @ sums) / (weights @ counts)
+    return np.nanmean(cells, axis=-1)
+
+
+def resample_weights(documents: list[tuple], resamples: int) -> np.ndarray:
+    """How often each document is drawn in each resample, documents drawn with replacement within their task."""
+    rng = np.random.default_rng(SEED)
+    weights = np.zeros((resamples, len(documents)))
+    for task in TASKS:
+        members = [d for d, (doc_task, _, _) in enumerate(documents) if doc_task == task]
+        if members:
+            draws = rng.integers(0, len(members), size=(resamples, len(members)))
+            for column, d in enumerate(members):
+                weights[:, d] = (draws == column).sum(axis=1)
+    return weights
+
+
+def _none_for_nan(value: float) -> float | None:
+    """null in the JSON files where unlearning took nothing from half B (target == unlearned): no recovery."""
+    return None if value != value else value
+
+
+def interval(values: np.ndarray, confidence: float) -> list[float] | None:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return None
+    tail = (1 - confidence) / 2 * 100
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+
+def pii_on(records: dict[str, dict], ids: list[str]) -> dict:
+    rows = [records[row_id] for row_id in ids]
+    return pii_extraction(rows, [row["generation"] for row in rows])["forget"]["any"]
+
+
+def model_attacks(eval_dir: Path, model: str, resamples: int, confidence: float) -> dict:
+    attack = read_json(eval_dir / "attack" / model / "attack.json")
+    ids = attack["half_b"]
+    own = {r["id"]: r for r in read_jsonl(eval_dir / model / "task" / "generations.jsonl")}
+    target = {r["id"]: r for r in read_jsonl(eval_dir / "target" / "task" / "generations.jsonl")}
+    missing = [row_id for row_id in ids if row_id not in own or row_id not in target]
+    if missing:
+        raise PipelineError(f"{eval_dir / 'attack' / model}: half B's row {missing[0]} is not in the evaluations' "
+                            "generations; rerun `dvc repro`")
+    by_document = {}
+    for row_id in ids:
+        by_document.setdefault((own[row_id]["task"], document_id(row_id)), []).append(row_id)
+    documents = [(task, doc, rows) for (task, doc), rows in sorted(by_document.items())]
+    counts = document_sums(own, {row_id: 1.0 for row_id in ids}, documents)
+    weights = resample_weights(documents, resamples)
+    point = np.ones((1, len(documents)))
+
+    def score_of(scores):
+        sums = document_sums(own, scores, documents)
+        return float(forget_scores(point, sums, counts)[0]), forget_scores(weights, sums, counts)
+
+    unlearned, unlearned_draws = score_of({i: own[i]["score"] for i in ids})
+    upper, upper_draws = score_of({i: target[i]["score"] for i in ids})
+    result = {"half_b_documents": len(documents), "half_b_rows": len(ids),
+              "unlearned": {"forget": unlearned, "interval": interval(unlearned_draws, confidence),
+                            "pii": pii_on(own, ids)},
+              "target": {"forget": upper, "interval": interval(upper_draws, confidence), "pii": pii_on(target, ids)},
+              "attacks": {}}
+    for name, variant in attack_variants(attack).items():
+        value, draws = score_of(variant["scores"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recovered = (draws - unlearned_draws) / (upper_draws - unlearned_draws)
+        result["attacks"][name] = {"forget": value, "interval": interval(draws, confidence),
+                                   "recovery": _none_for_nan(recovery(value, unlearned, upper)),
+                                   "recovery_interval": interval(recovered, confidence),
+                                   "pii": variant["pii"]["any"]}
+    return result
+
+
+def attacks_summary(eval_dir: Path, models: list[str], resamples: int, confidence: float) -> dict:
+    """model -> its attack results (model_attacks), for every model of `attack.models`."""
+    return {model: model_attacks(Path(eval_dir), model, resamples, confidence) for model in models}
+
+
+def _with_interval(value, bounds) -> str:
+    if value is None or value != value:   # None or NaN
+        return "n/a"
+    return f"{value:.3f}" + (f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else " [n/a]")
+
+
+def _pii(counts: dict) -> str:
+    return f"{counts['extracted']}/{counts['documents']}" if counts["documents"] else "n/a"
+
+
+def attacks_markdown(attacks: dict, settings: dict) -> str:
+    """The report's section: one row per model and attack, the unattacked model and the target first."""
+    if not attacks:
+        return ""
+    first = next(iter(attacks.values()))
+    lines = ["## Is it really forgotten? Relearning and direction ablation", "",
+             f"Scored on half B of the forget documents ({first['half_b_documents']} documents, "
+             f"{first['half_b_rows']} rows; `attack.seed` {settings['seed']}). *relearn@k*: a copy fine-tuned for k "
+             f"steps on half A's texts; *benign@k*: on the retain rows only (lr {settings['lr']}, "
+             f"trained: {settings['trained']}); *ablation*: the run's RMU steering directions removed from its "
+             "steered layer's output (RMU runs only). Forget score: the mean of the six forget cells on half B, "
+             "higher is more remembered. Recovery = (attacked - unlearned) / (target - unlearned): 0 gives nothing "
+             "back, 1 all that unlearning took. PII: half B's Task2 documents with a value reproduced. Intervals: "
+             "a paired bootstrap over half B's documents.", "",
+             "| model | attack | forget score on half B | PII documents | recovery |", "|---|---|---:|---:|---:|"]
+    for model, result in attacks.items():
+        lines.append(f"| {model} | none | {_with_interval(result['unlearned']['forget'], result['unlearned']['interval'])}"
+                     f" | {_pii(result['unlearned']['pii'])} | 0 |")
+        for name, attacked in result["attacks"].items():
+            lines.append(f"| | {name} | {_with_interval(attacked['forget'], attacked['interval'])} | "
+                         f"{_pii(attacked['pii'])} | "
+                         f"{_with_interval(attacked['recovery'], attacked['recovery_interval'])} |")
+    target = first["target"]
+    lines += ["", f"The target unattacked on half B: {_with_interval(target['forget'], target['interval'])}, PII "
+                  f"{_pii(target['pii'])}.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def plot_recovery(attacks: dict, path: Path) -> None:
+    """Recovery against fine-tuning steps, one line per model, a panel per relearning attack."""
+    from .plots import plt, save_figure
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, kind, title in zip(axes, ("relearn", "benign"), ("relearning on half A", "benign: retain rows only")):
+        for model, result in attacks.items():
+            points = [(int(name.split("@")[1]), a) for name, a in result["attacks"].items()
+                      if name.startswith(kind + "@") and a["recovery"] is not None]
+            if not points:
+                continue
+            steps = [s for s, _ in points]
+            values = [a["recovery"] for _, a in points]
+            bounds = [a["recovery_interval"] or [a["recovery"]] * 2 for _, a in points]
+            ax.errorbar(steps, values, yerr=[[v - b[0] for v, b in zip(values, bounds)],
+                                             [b[1] - v for v, b in zip(values, bounds)]],
+                        marker="o", capsize=3, label=model)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axhline(1, color="grey", lw=0.8, ls="--")
+        ax.set_title(title)
+        ax.set_xlabel("fine-tuning steps")
+    axes[0].set_ylabel("recovery of the forget score (1: the target's)")
+    axes[1].legend(loc="best", fontsize=8)
+    save_figure(fig, path)
