@@ -11,7 +11,7 @@ from pathlib import Path
 from unlearning import config
 from unlearning.errors import exit_on_error
 from unlearning.files import atomic_output, read_json, write_json
-from unlearning.report.attacks import attacks_markdown, attacks_summary, plot_recovery
+from unlearning.report.attacks import attacks_markdown, attacks_summary, plot_recovery, recovery_seed_spread
 from unlearning.report.markdown import fmt, markdown_report
 from unlearning.report.plots import write_plots
 from unlearning.report.summary import build_metrics, detail_files, headline_metrics
@@ -43,6 +43,9 @@ def main(argv=None):
                             params["seeds"])
     metrics["attacks"] = attacks_summary(args.eval, params["attack.models"], params["report.resamples"],
                                          params["report.confidence"])
+    seed_models = {params["unlearn.seed"]: "unlearned", **{s: f"seed/{s}" for s in params["seeds"]
+                                                           if s != params["unlearn.seed"]}}
+    metrics["attack_seed_spread"] = recovery_seed_spread(metrics["attacks"], seed_models)
     attack_settings = {key: params[f"attack.{key}"] for key in ("lr", "trained", "seed")}
     with atomic_output(args.out / "plots") as plots:
         write_plots(metrics, args.eval, args.live, plots)
@@ -50,7 +53,8 @@ def main(argv=None):
             plot_recovery(metrics["attacks"], plots / "attack_recovery.png")
     with atomic_output(args.out / "report.md") as report:
         report.write_text(markdown_report(metrics, info, mmlu_source)
-                          + attacks_markdown(metrics["attacks"], attack_settings), encoding="utf-8")
+                          + attacks_markdown(metrics["attacks"], attack_settings, metrics["attack_seed_spread"]),
+                          encoding="utf-8")
     with atomic_output(args.out / "metrics") as details:
         for name, content in detail_files(metrics).items():
             write_json(details / name, content)

@@ -28,6 +28,7 @@ TINY = {
               "require": {"sc_rouge": 0, "qa_exact": 0, "mmlu": 0, "mia_auc": 0}},
     "unlearn": {"steps": 3, "batch_size": 2, "max_length": 64},
     "evaluate": {"max_new_tokens": 8},
+    "attack": {"models": []},   # tests/integration/test_pipeline.py attacks its own list
 }
 
 

@@ -385,9 +385,9 @@ SCHEMA = {
     }),
     "attack": Section("is it really forgotten? relearning and direction-ablation attacks on unlearned models "
                       "(stage attack@<model>; docs/scoring.md)", {
-        "models": Param([], AttackedModels(),
+        "models": Param(["target", "unlearned"], AttackedModels(),
                         "the models attacked, by folder under models/: target (the scale), unlearned (the headline), "
-                        "method/<name>, sweep/<first layer>, seed/<seed>; [] for none"),
+                        "method/<name>, sweep/<first layer>, seed/<seed>; [] for none. Every method: docs/results.md"),
         "steps": Param([10, 50], StepCounts(), "fine-tuning steps after which each relearning attack is scored"),
         "lr": Param(ATTACK_LR, Number(minimum=0, exclusive=True), "the relearning attacks' AdamW learning rate"),
         "batch_size": Param(4, Number(minimum=1, integer=True), "texts per relearning step"),

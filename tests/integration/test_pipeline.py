@@ -13,6 +13,7 @@ import pytest
 from dvc_repos import (ENV, HEADLINE_STAGES, METRICS_FILES, TINY, git_commit, make_repo, run, set_params,
                        stages_ran)
 from helpers import default_sigint, dvc_command, merge
+from unlearning.report.attacks import MIN_GAP
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ def test_the_attacks_reach_the_report_with_ablation_for_rmu_only_and_no_pii_valu
     took = attacks["unlearned"]["target"]["forget"] - attacks["unlearned"]["unlearned"]["forget"]
     for attacked in attacks["unlearned"]["attacks"].values():
         assert 0 <= attacked["forget"] <= 1
-        assert (attacked["recovery"] is None) == (took == 0)   # the tiny target may know nothing of half B
+        assert (attacked["recovery"] is None) == (took < MIN_GAP)   # the tiny target may know nothing of half B
     report = (base_repo / "reports" / "report.md").read_text()
     assert "## Is it really forgotten?" in report and "| method/npo | none |" in report
     assert (base_repo / "reports" / "plots" / "attack_recovery.png").stat().st_size > 1000

@@ -277,7 +277,8 @@ def write_report_inputs(root: Path, mia: bool = True) -> None:
         path.write_text(f"step\t{name}\n0\t1.0\n1\t0.5\n")
 
 
-REPORT_OVERRIDES = {"layers": [29, 30, 31], "sweep": [13], "seeds": [1], "methods": ["rmu"], "baselines": []}
+REPORT_OVERRIDES = {"layers": [29, 30, 31], "sweep": [13], "seeds": [1], "methods": ["rmu"], "baselines": [],
+                    "attack": {"models": []}}
 
 
 def test_without_mia_data_the_mia_and_final_scores_are_n_a_everywhere(tmp_path, stage):

@@ -127,7 +127,7 @@ def test_the_report_gives_recovery_0_to_the_unlearned_scores_and_1_to_the_target
                     "50": {"scores": {r["id"]: by_id[r["id"]][1] for r in half_b}, "pii": pii}},
         "benign": {"10": {"scores": {r["id"]: sum(by_id[r["id"]]) / 2 for r in half_b}, "pii": pii}},
         "ablation": None}})
-    result = model_attacks(tmp_path, "method/npo", resamples=200, confidence=0.95)
+    result, _ = model_attacks(tmp_path, "method/npo", resamples=200, confidence=0.95)
     attacks = result["attacks"]
     assert set(attacks) == {"relearn@10", "relearn@50", "benign@10"}
     assert attacks["relearn@10"]["recovery"] == 0 and attacks["relearn@10"]["recovery_interval"] == [0, 0]
@@ -137,3 +137,68 @@ def test_the_report_gives_recovery_0_to_the_unlearned_scores_and_1_to_the_target
     low, high = result["unlearned"]["interval"]
     assert low < result["unlearned"]["forget"] < high   # the forget score itself varies over documents
     assert result["half_b_documents"] == 9
+
+
+def write_attack(eval_dir, model, half_b, relearned_scores):
+    from unlearning.files import write_json
+    pii = {"any": {"documents": 0, "extracted": 0, "rate": None}}
+    (eval_dir / "attack" / model).mkdir(parents=True)
+    write_json(eval_dir / "attack" / model / "attack.json", {"half_b": [r["id"] for r in half_b], "attacks": {
+        "relearn": {"10": {"scores": {r["id"]: s for r, s in zip(half_b, relearned_scores)}, "pii": pii}},
+        "benign": {}, "ablation": None}})
+
+
+def test_recovery_is_n_a_where_unlearning_took_nothing_and_paired_against_the_headline(tmp_path):
+    """The target (and any run that forgot less than MIN_GAP) has no recovery, not a ratio of noise; a method whose
+    attacked scores are the headline's plus 0.1 on every row, from the same unattacked scores, recovers 0.1/0.7 more,
+    with a point interval because both are resampled with the same draws."""
+    from unlearning.report.attacks import MIN_GAP, attacks_summary
+    rows = rows_of({"Task1": 6, "Task2": 6, "Task3": 6})
+    generator = torch.Generator().manual_seed(1)
+    unlearned = torch.rand(len(rows), generator=generator).mul(0.2).tolist()
+    target = [0.7 + u for u in unlearned]
+    _, half_b = split_documents(rows, seed=0)
+    by_id = dict(zip([r["id"] for r in rows], unlearned))
+    for model in ("unlearned", "method/npo"):
+        write_evaluation(tmp_path, model, rows, unlearned)
+    write_evaluation(tmp_path, "method/rmu", rows, [t - MIN_GAP / 2 for t in target])
+    write_evaluation(tmp_path, "target", rows, target)
+    write_attack(tmp_path, "unlearned", half_b, [by_id[r["id"]] + 0.2 for r in half_b])
+    write_attack(tmp_path, "method/npo", half_b, [by_id[r["id"]] + 0.3 for r in half_b])
+    write_attack(tmp_path, "method/rmu", half_b, [0.0 for _ in half_b])
+    write_attack(tmp_path, "target", half_b, [0.5 for _ in half_b])
+    summary = attacks_summary(tmp_path, ["target", "unlearned", "method/npo", "method/rmu"], 200, 0.95)
+    for model in ("target", "method/rmu"):
+        assert not summary[model]["recoverable"]
+        assert summary[model]["attacks"]["relearn@10"]["recovery"] is None
+        assert "minus_headline" not in summary[model]["attacks"]["relearn@10"]
+    headline = summary["unlearned"]["attacks"]["relearn@10"]
+    assert headline["recovery"] == pytest.approx(0.2 / 0.7) and "minus_headline" not in headline
+    versus = summary["method/npo"]["attacks"]["relearn@10"]["minus_headline"]
+    assert versus["value"] == pytest.approx(0.1 / 0.7)
+    assert versus["interval"] == pytest.approx([0.1 / 0.7, 0.1 / 0.7])
+
+
+def test_the_recovery_over_seeds_and_the_most_resistant_model(tmp_path):
+    """Seeds 0 and 1 of the headline recover 0.2/0.7 and 0.4/0.7 under relearn@10: mean 0.3/0.7, sample std
+    0.1414/0.7; a model whose unlearning took nothing is left out of both; the lowest recovery is named per attack."""
+    from unlearning.report.attacks import attacks_markdown, attacks_summary, most_resistant, recovery_seed_spread
+    rows = rows_of({"Task1": 6, "Task2": 6, "Task3": 6})
+    unlearned = [0.1] * len(rows)
+    _, half_b = split_documents(rows, seed=0)
+    for model in ("unlearned", "seed/1", "seed/2", "method/npo"):
+        write_evaluation(tmp_path, model, rows, unlearned if model != "seed/2" else [0.75] * len(rows))
+    write_evaluation(tmp_path, "target", rows, [0.8] * len(rows))
+    write_attack(tmp_path, "unlearned", half_b, [0.3] * len(half_b))
+    write_attack(tmp_path, "seed/1", half_b, [0.5] * len(half_b))
+    write_attack(tmp_path, "seed/2", half_b, [0.8] * len(half_b))
+    write_attack(tmp_path, "method/npo", half_b, [0.15] * len(half_b))
+    summary = attacks_summary(tmp_path, ["unlearned", "seed/1", "seed/2", "method/npo"], 50, 0.95)
+    spread = recovery_seed_spread(summary, {0: "unlearned", 1: "seed/1", 2: "seed/2", 3: "seed/3"})
+    assert spread["seeds"] == [0, 1]
+    assert spread["attacks"]["relearn@10"]["mean"] == pytest.approx(0.3 / 0.7)
+    assert spread["attacks"]["relearn@10"]["std"] == pytest.approx(2 ** 0.5 * 0.1 / 0.7)
+    assert recovery_seed_spread(summary, {0: "unlearned", 2: "seed/2"}) is None
+    assert most_resistant(summary) == {"relearn@10": "method/npo"}
+    text = attacks_markdown(summary, {"lr": 1e-3, "trained": "all", "seed": 0}, spread)
+    assert "- relearn@10: `method/npo`, 0.071" in text and "| relearn@10 | 0.429 ± 0.202 [0.286, 0.571] |" in text

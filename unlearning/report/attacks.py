@@ -8,7 +8,12 @@ score of a model on half B is the mean of its six forget cells there (3 tasks x 
 mean of its rows' scores, as the official cells), not inverted: higher is more remembered. "Unlearned" and "target"
 are the model's and the target's own evaluations (their generations.jsonl) restricted to half B, so the three
 numbers of a recovery come from the same rows. Each gets a percentile bootstrap interval over half B's documents,
-resampled within each task, the same draws for all three (a paired bootstrap), seeded.
+resampled within each task, the same draws for all three (a paired bootstrap), seeded. Every model is resampled with
+the same draws (half B and its documents are the same for all), so "minus the headline's" (a model's recovery less
+the headline run's under the same attack) is paired too: which method resists best, by how much.
+
+Where unlearning took less than MIN_GAP of the forget score on half B (the target; fixed-coefficient RMU on the
+default), the recovery is a ratio of two small differences whose interval runs to +-infinity; it is n/a.
 """
 from pathlib import Path
 
@@ -21,6 +26,8 @@ from ..files import read_json, read_jsonl
 from ..evaluation.robustness import recovery
 
 SEED = 0
+MIN_GAP = 0.1   # target - unlearned below this: nothing to recover (fixed-coefficient RMU's 0.03 on the default)
+HEADLINE = "unlearned"
 CELLS = [(task, kind) for task in TASKS for kind in KINDS]
 
 
@@ -64,11 +71,6 @@ def resample_weights(documents: list[tuple], resamples: int) -> np.ndarray:
     return weights
 
 
-def _none_for_nan(value: float) -> float | None:
-    """null in the JSON files where unlearning took nothing from half B (target == unlearned): no recovery."""
-    return None if value != value else value
-
-
 def interval(values: np.ndarray, confidence: float) -> list[float] | None:
     values = values[np.isfinite(values)]
     if not len(values):
@@ -82,7 +84,8 @@ def pii_on(records: dict[str, dict], ids: list[str]) -> dict:
     return pii_extraction(rows, [row["generation"] for row in rows])["forget"]["any"]
 
 
-def model_attacks(eval_dir: Path, model: str, resamples: int, confidence: float) -> dict:
+def model_attacks(eval_dir: Path, model: str, resamples: int, confidence: float) -> tuple[dict, dict]:
+    """The model's attack results, and each attack's resampled recoveries (for the paired comparisons)."""
     attack = read_json(eval_dir / "attack" / model / "attack.json")
     ids = attack["half_b"]
     own = {r["id"]: r for r in read_jsonl(eval_dir / model / "task" / "generations.jsonl")}
@@ -105,25 +108,69 @@ def model_attacks(eval_dir: Path, model: str, resamples: int, confidence: float)
 
     unlearned, unlearned_draws = score_of({i: own[i]["score"] for i in ids})
     upper, upper_draws = score_of({i: target[i]["score"] for i in ids})
-    result = {"half_b_documents": len(documents), "half_b_rows": len(ids),
+    recoverable = upper - unlearned >= MIN_GAP
+    result = {"half_b_documents": len(documents), "half_b_rows": len(ids), "recoverable": recoverable,
               "unlearned": {"forget": unlearned, "interval": interval(unlearned_draws, confidence),
                             "pii": pii_on(own, ids)},
               "target": {"forget": upper, "interval": interval(upper_draws, confidence), "pii": pii_on(target, ids)},
               "attacks": {}}
+    recovery_draws = {}
     for name, variant in attack_variants(attack).items():
         value, draws = score_of(variant["scores"])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recovered = (draws - unlearned_draws) / (upper_draws - unlearned_draws)
-        result["attacks"][name] = {"forget": value, "interval": interval(draws, confidence),
-                                   "recovery": _none_for_nan(recovery(value, unlearned, upper)),
-                                   "recovery_interval": interval(recovered, confidence),
-                                   "pii": variant["pii"]["any"]}
-    return result
+        entry = {"forget": value, "interval": interval(draws, confidence), "recovery": None,
+                 "recovery_interval": None, "pii": variant["pii"]["any"]}
+        if recoverable:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                recovery_draws[name] = (draws - unlearned_draws) / (upper_draws - unlearned_draws)
+            entry["recovery"] = recovery(value, unlearned, upper)
+            entry["recovery_interval"] = interval(recovery_draws[name], confidence)
+        result["attacks"][name] = entry
+    return result, recovery_draws
 
 
 def attacks_summary(eval_dir: Path, models: list[str], resamples: int, confidence: float) -> dict:
-    """model -> its attack results (model_attacks), for every model of `attack.models`."""
-    return {model: model_attacks(Path(eval_dir), model, resamples, confidence) for model in models}
+    """model -> its attack results (model_attacks), for every model of `attack.models`; with the headline run among
+    them, each other model's recovery less the headline's under each attack both have, paired."""
+    summary, draws = {}, {}
+    for model in models:
+        summary[model], draws[model] = model_attacks(Path(eval_dir), model, resamples, confidence)
+    if HEADLINE in summary:
+        for model, result in summary.items():
+            for name, attacked in result["attacks"].items():
+                if model != HEADLINE and name in draws[model] and name in draws[HEADLINE]:
+                    headline = summary[HEADLINE]["attacks"][name]["recovery"]
+                    attacked["minus_headline"] = {
+                        "value": attacked["recovery"] - headline,
+                        "interval": interval(draws[model][name] - draws[HEADLINE][name], confidence)}
+    return summary
+
+
+def recovery_seed_spread(summary: dict, seed_models: dict[int, str]) -> dict | None:
+    """Each attack's recovery over unlearning seeds (seed -> the attacked model that is the headline run at that
+    seed: `unlearned`, `seed/<S>`): mean, sample std and range; what the document intervals leave out. None unless
+    at least two of those models were attacked and unlearning took something from each."""
+    attacked = {seed: summary[model] for seed, model in seed_models.items()
+                if model in summary and summary[model]["recoverable"]}
+    if len(attacked) < 2:
+        return None
+    spread = {"seeds": sorted(attacked), "attacks": {}}
+    names = [name for name in attacked[min(attacked)]["attacks"] if all(name in r["attacks"] for r in attacked.values())]
+    for name in names:
+        values = [attacked[seed]["attacks"][name]["recovery"] for seed in sorted(attacked)]
+        spread["attacks"][name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)),
+                                   "min": min(values), "max": max(values)}
+    return spread
+
+
+def most_resistant(summary: dict) -> dict[str, str]:
+    """attack -> the attacked model with the lowest recovery under it (models unlearning took something from)."""
+    lowest = {}
+    for model, result in summary.items():
+        for name, attacked in result["attacks"].items():
+            if attacked["recovery"] is not None and (
+                    name not in lowest or attacked["recovery"] < summary[lowest[name]]["attacks"][name]["recovery"]):
+                lowest[name] = model
+    return lowest
 
 
 def _with_interval(value, bounds) -> str:
@@ -136,47 +183,72 @@ def _pii(counts: dict) -> str:
     return f"{counts['extracted']}/{counts['documents']}" if counts["documents"] else "n/a"
 
 
-def attacks_markdown(attacks: dict, settings: dict) -> str:
-    """The report's section: one row per model and attack, the unattacked model and the target first."""
+def attacks_markdown(attacks: dict, settings: dict, spread: dict | None = None) -> str:
+    """The report's section: one row per model and attack, the unattacked model and the target first; the lowest
+    recovery under each attack; the headline's recovery over seeds (`spread`, recovery_seed_spread) where known."""
     if not attacks:
         return ""
     first = next(iter(attacks.values()))
-    lines = ["## Is it really forgotten? Relearning and direction ablation", "",
+    lines = ["", "## Is it really forgotten? Relearning and direction ablation", "",
              f"Scored on half B of the forget documents ({first['half_b_documents']} documents, "
              f"{first['half_b_rows']} rows; `attack.seed` {settings['seed']}). *relearn@k*: a copy fine-tuned for k "
              f"steps on half A's texts; *benign@k*: on the retain rows only (lr {settings['lr']}, "
              f"trained: {settings['trained']}); *ablation*: the run's RMU steering directions removed from its "
              "steered layer's output (RMU runs only). Forget score: the mean of the six forget cells on half B, "
              "higher is more remembered. Recovery = (attacked - unlearned) / (target - unlearned): 0 gives nothing "
-             "back, 1 all that unlearning took. PII: half B's Task2 documents with a value reproduced. Intervals: "
-             "a paired bootstrap over half B's documents.", "",
-             "| model | attack | forget score on half B | PII documents | recovery |", "|---|---|---:|---:|---:|"]
+             "back, 1 all that unlearning took; n/a where unlearning took less than "
+             f"{MIN_GAP} of the forget score on half B. *Minus the headline's*: the recovery less the headline run's "
+             "(`unlearned`) under the same attack; below 0 resists better. PII: half B's Task2 documents with a "
+             "value reproduced. Intervals: a paired bootstrap over half B's documents, the same draws for every "
+             "model.", "",
+             "| model | attack | forget score on half B | PII documents | recovery | minus the headline's |",
+             "|---|---|---:|---:|---:|---:|"]
     for model, result in attacks.items():
         lines.append(f"| {model} | none | {_with_interval(result['unlearned']['forget'], result['unlearned']['interval'])}"
-                     f" | {_pii(result['unlearned']['pii'])} | 0 |")
+                     f" | {_pii(result['unlearned']['pii'])} | {0 if result['recoverable'] else 'n/a'} | |")
         for name, attacked in result["attacks"].items():
+            versus = attacked.get("minus_headline")
             lines.append(f"| | {name} | {_with_interval(attacked['forget'], attacked['interval'])} | "
                          f"{_pii(attacked['pii'])} | "
-                         f"{_with_interval(attacked['recovery'], attacked['recovery_interval'])} |")
+                         f"{_with_interval(attacked['recovery'], attacked['recovery_interval'])} | "
+                         f"{_with_interval(versus['value'], versus['interval']) if versus else ''} |")
     target = first["target"]
     lines += ["", f"The target unattacked on half B: {_with_interval(target['forget'], target['interval'])}, PII "
                   f"{_pii(target['pii'])}.", ""]
+    lowest = most_resistant(attacks)
+    if sum(result["recoverable"] for result in attacks.values()) > 1:   # a choice between models
+        lines += ["Lowest recovery under each attack (minus the headline's in brackets where it is not the headline):", ""]
+        for name, model in lowest.items():
+            attacked = attacks[model]["attacks"][name]
+            versus = attacked.get("minus_headline")
+            lines.append(f"- {name}: `{model}`, {_with_interval(attacked['recovery'], attacked['recovery_interval'])}"
+                         + (f" ({_with_interval(versus['value'], versus['interval'])})" if versus else ""))
+        lines.append("")
+    if spread:
+        lines += [f"The headline run's recovery over unlearning seeds {', '.join(map(str, spread['seeds']))} (each seed's "
+                  "run attacked): mean ± sample std [min, max]; a difference between two models must beat this too.",
+                  "", "| attack | recovery over seeds |", "|---|---:|"]
+        lines += [f"| {name} | {v['mean']:.3f} ± {v['std']:.3f} [{v['min']:.3f}, {v['max']:.3f}] |"
+                  for name, v in spread["attacks"].items()]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
 def plot_recovery(attacks: dict, path: Path) -> None:
     """Recovery against fine-tuning steps, one line per model, a panel per relearning attack."""
     from .plots import plt, save_figure
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, (*axes, legend_ax) = plt.subplots(1, 3, figsize=(12.5, 4), gridspec_kw={"width_ratios": [1, 1, 0.45]})
+    axes[1].sharey(axes[0])
     for ax, kind, title in zip(axes, ("relearn", "benign"), ("relearning on half A", "benign: retain rows only")):
         for model, result in attacks.items():
             points = [(int(name.split("@")[1]), a) for name, a in result["attacks"].items()
                       if name.startswith(kind + "@") and a["recovery"] is not None]
             if not points:
                 continue
-            steps = [s for s, _ in points]
-            values = [a["recovery"] for _, a in points]
-            bounds = [a["recovery_interval"] or [a["recovery"]] * 2 for _, a in points]
+            # 0 steps: the unlearned model itself, recovery 0 by definition
+            steps = [0] + [s for s, _ in points]
+            values = [0.0] + [a["recovery"] for _, a in points]
+            bounds = [[0.0, 0.0]] + [a["recovery_interval"] or [a["recovery"]] * 2 for _, a in points]
             ax.errorbar(steps, values, yerr=[[v - b[0] for v, b in zip(values, bounds)],
                                              [b[1] - v for v, b in zip(values, bounds)]],
                         marker="o", capsize=3, label=model)
@@ -185,5 +257,8 @@ def plot_recovery(attacks: dict, path: Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("fine-tuning steps")
     axes[0].set_ylabel("recovery of the forget score (1: the target's)")
-    axes[1].legend(loc="best", fontsize=8)
+    legend_ax.axis("off")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if labels:
+        legend_ax.legend(handles, labels, loc="center left", fontsize=8, frameon=False)
     save_figure(fig, path)
