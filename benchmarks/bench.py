@@ -2,8 +2,9 @@
 
     python benchmarks/bench.py            # from the project root; about 5 minutes on a 2-core CPU
 
-RMU: steps per second of the reference engine (whole model every step, frozen copy recomputed) and the fast
-engine (cached inputs, layers l-2..l only), on the default model (params.yaml `model.scratch`, layers 29-31) and
+RMU: steps per second of the reference engine (whole model every step, frozen copy recomputed), the lean engine
+(cached inputs, layers l-2..l only) and the fast engine (the same, layer l-2 cut to its down_proj), on the default
+model (params.yaml `model.scratch`, layers 29-31) and
 on a larger random OLMo; and the fast step's time as a ratio to the floor, a bare forward + backward of the three
 layers on the same forget and retain batches. Evaluation: rows per second of one-at-a-time vs batched greedy
 generation on the default model. Models are random-initialised (speed does not depend on what they know), except
@@ -11,6 +12,7 @@ in the last table: model.generate against the compact engine (finished rows leav
 own target and unlearned model, scoring the default's 400 rows as the evaluate stage does (when `dvc repro` has
 built them): where rows stop is what the compact engine saves, and only trained models stop.
 """
+import argparse
 import platform
 import statistics
 import sys
@@ -63,7 +65,7 @@ def floor_seconds(model, tokenizer, forget, retain, layers, cfg) -> float:
 def bench_rmu(name: str, scratch: dict, layers: list[int], tokenizer, forget, retain, steps: int) -> dict:
     cfg = dict(PARAMS["unlearn"], steps=steps)
     seconds = {}
-    for engine in ("reference", "fast"):
+    for engine in ("reference", "lean", "fast"):
         model = build_model(scratch, tokenizer, seed=0)
         seconds[engine] = step_seconds(model, tokenizer, forget, retain, layers, dict(cfg, engine=engine))
     seconds["floor"] = floor_seconds(build_model(scratch, tokenizer, seed=0), tokenizer, forget, retain, layers, cfg)
@@ -106,6 +108,7 @@ def bench_compact(root: Path) -> list[dict]:
 
 
 def main():
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     torch.manual_seed(0)
     data = generate(PARAMS["data"]["synthetic"], PARAMS["data"]["seed"])
     texts = [row["input"] + " " + row["output"] for key in ("forget_train", "retain_train") for row in data[key]]
@@ -120,11 +123,13 @@ def main():
     rows = [bench_rmu(name, default, PARAMS["layers"], tokenizer, forget,
                       retain, steps=24),
             bench_rmu("larger (16 layers, d=512)", larger, [13, 14, 15], tokenizer, forget, retain, steps=12)]
-    print("\n| model | layers | reference steps/s | fast steps/s | fast / reference | fast step / floor |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("\n| model | layers | reference steps/s | lean steps/s | fast steps/s | fast / reference | fast / lean | "
+          "lean step / floor | fast step / floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['layers']} | {1 / r['reference']:.2f} | {1 / r['fast']:.2f} | "
-              f"{r['reference'] / r['fast']:.1f}x | {r['fast'] / r['floor']:.2f} |")
+        print(f"| {r['model']} | {r['layers']} | {1 / r['reference']:.2f} | {1 / r['lean']:.2f} | {1 / r['fast']:.2f} | "
+              f"{r['reference'] / r['fast']:.1f}x | {r['lean'] / r['fast']:.2f}x | {r['lean'] / r['floor']:.2f} | "
+              f"{r['fast'] / r['floor']:.2f} |")
     prompts = [row["input"] for row in data["forget_train"] + data["retain_train"]][:64]
     rates = bench_generation(tokenizer, prompts, max_new_tokens=32, batch_size=32)
     one, batched = rates.values()

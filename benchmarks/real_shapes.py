@@ -20,8 +20,9 @@ time, tokens, and the largest difference between the two passes' letter logits i
 the rescoring margin must exceed), beside the whole-prompt pass's own difference from batch 1.
 
 `--evaluation`: the MIA pass and the task score's generation against the official evaluation's loops, on a d=96
-model with OLMo-7B's depth and vocabulary. `--below-floor`: the floor against a prototype that cuts layer l-2 to its
-down_proj (its attention and MLP input projections cached once per batch).
+model with OLMo-7B's depth and vocabulary; `--mia`: the MIA pass alone, alternately `--rounds` times.
+`--below-floor`: the fast engine, whose step cuts layer l-2 to its down_proj (its attention output and MLP
+intermediate cached once per batch), against the lean engine and the floor.
 
 Where the reference engine's two copies do not fit this machine's memory (7B: 2 x 13.5 GB in bf16 on 24 GB), it
 is measured on the same shape cut to fewer layers (`--reference-layers`) and projected to the full depth from
@@ -53,7 +54,7 @@ from unlearning import config  # noqa: E402
 from unlearning.data.semeval import load_organizers_dir  # noqa: E402
 from unlearning.evaluation.generation import greedy_generate  # noqa: E402
 from unlearning.methods.training import batch_schedule, encode, texts_by_task  # noqa: E402
-from unlearning.models.layers import decoder_layers, run_slice, slice_inputs  # noqa: E402
+from unlearning.models.layers import decoder_layers, frozen_parts, slice_inputs  # noqa: E402
 from unlearning.models.training import train_tokenizer  # noqa: E402
 
 SEMEVAL = ROOT.parent / "shared" / "data" / "semeval25-unlearning-data"
@@ -101,21 +102,28 @@ def cache_bytes(model, tokenizer, forget, retain, layers, cfg) -> dict:
     """What the fast engine's cache holds after setup, tensor by tensor (the same functions as run_rmu), and the
     formula's figure."""
     batches, _ = batch_schedule(forget, retain, cfg)
-    held = {"hidden": 0, "retain_acts": 0, "forget_acts_during_setup": 0, "mask_and_rotary": 0}
+    held = {"hidden": 0, "retain_acts": 0, "forget_acts_during_setup": 0, "mask_and_rotary": 0, "cut": 0}
     tokens = {"forget": 0, "retain": 0}
     for key in sorted(batches):
         input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], CPU)
         hidden, layer_kwargs, acts = slice_inputs(model, layers[0], layers[-1], input_ids, mask)
         held["hidden"] += hidden.nbytes
+        # the fast engine's cut: layer l-2's attention output and MLP intermediate activation
+        held["cut"] += sum(part.nbytes for part in frozen_parts(decoder_layers(model)[layers[0]], hidden,
+                                                                layer_kwargs)[0])
         held["retain_acts" if key[0] == "retain" else "forget_acts_during_setup"] += acts.nbytes
         held["mask_and_rotary"] += mask.nbytes + sum(
             t.nbytes for value in layer_kwargs.values()
             for t in (value if isinstance(value, tuple) else (value,)) if isinstance(t, torch.Tensor))
         tokens[key[0]] += input_ids.numel()
     element = torch.empty((), dtype=next(model.parameters()).dtype).element_size()
-    formula = (tokens["forget"] + 2 * tokens["retain"]) * model.config.hidden_size * element
-    return {**held, "kept": held["hidden"] + held["retain_acts"] + held["mask_and_rotary"], "formula": formula,
-            "tokens": tokens}
+    # docs/methods.md: (forget + 2 x retain tokens) x d for the lean engine, + (forget + retain) x (d + MLP width)
+    # for the fast engine's cut
+    d, width = model.config.hidden_size, model.config.intermediate_size
+    formula = ((tokens["forget"] + 2 * tokens["retain"]) * d + (tokens["forget"] + tokens["retain"]) * (d + width)) \
+        * element
+    return {**held, "kept": held["hidden"] + held["retain_acts"] + held["mask_and_rotary"] + held["cut"],
+            "formula": formula, "tokens": tokens}
 
 
 def plain_forward_seconds(model, tokenizer, forget, retain, cfg) -> float:
@@ -132,47 +140,10 @@ def setup_seconds(model, tokenizer, forget, retain, layers, cfg) -> float:
     batches, _ = batch_schedule(forget, retain, cfg)
     start = time.perf_counter()
     for key in sorted(batches):
-        slice_inputs(model, layers[0], layers[-1], *encode(tokenizer, batches[key], cfg["max_length"], CPU))
+        hidden, layer_kwargs, _ = slice_inputs(model, layers[0], layers[-1],
+                                               *encode(tokenizer, batches[key], cfg["max_length"], CPU))
+        frozen_parts(decoder_layers(model)[layers[0]], hidden, layer_kwargs)   # the fast engine's cut
     return time.perf_counter() - start
-
-
-def below_floor(model, tokenizer, forget, retain, layers, cfg) -> dict:
-    """The floor with layer l-2 cut to its down_proj. Its attention and its MLP's gate and up projections see cached
-    inputs through frozen weights, so their outputs (the residual stream after attention, [tokens, d], and the MLP's
-    intermediate activation, [tokens, MLP width]) can be cached once per batch; a step then runs one matmul of layer
-    l-2 and the whole of layers l-1 and l. OLMo's decoder layer (pre-norm, residual + MLP) is written out here: a
-    prototype, to measure what the engine would gain and what the cache would cost."""
-    batches, steps = batch_schedule(forget, retain, cfg)
-    first = decoder_layers(model)[layers[0]]
-    cached, intermediate_bytes, largest_gap = {}, 0, 0.0
-    with torch.no_grad():
-        for key, texts in batches.items():
-            hidden, layer_kwargs, _ = slice_inputs(model, layers[0], layers[0], *encode(tokenizer, texts,
-                                                                                      cfg["max_length"], CPU))
-            after_attention = hidden + first.self_attn(first.input_layernorm(hidden), **layer_kwargs)[0]
-            normed = first.post_attention_layernorm(after_attention)
-            intermediate = first.mlp.act_fn(first.mlp.gate_proj(normed)) * first.mlp.up_proj(normed)
-            cut = after_attention + first.mlp.down_proj(intermediate)
-            largest_gap = max(largest_gap, (cut - run_slice(model, layers[0], layers[0], hidden, layer_kwargs))
-                              .abs().max().item())
-            cached[key] = (after_attention, intermediate, layer_kwargs)
-            intermediate_bytes += intermediate.nbytes
-    model.requires_grad_(False)
-    weights = [model.get_parameter(f"model.layers.{i}.mlp.down_proj.weight").requires_grad_(True) for i in layers]
-    times = []
-    for _, forget_key, retain_key in steps:
-        start = time.perf_counter()
-        total = 0
-        for key in (forget_key, retain_key):
-            after_attention, intermediate, layer_kwargs = cached[key]
-            hidden = after_attention + first.mlp.down_proj(intermediate)
-            total = total + run_slice(model, layers[0] + 1, layers[-1], hidden, layer_kwargs).square().mean()
-        total.backward()
-        times.append(time.perf_counter() - start)
-        for weight in weights:
-            weight.grad = None
-    return {"step_s": statistics.median(times), "intermediate_bytes": intermediate_bytes,
-            "largest_gap_to_the_layer": largest_gap}
 
 
 def measure(args) -> dict:
@@ -187,12 +158,12 @@ def measure(args) -> dict:
     layers = spec["layers"] if args.layers is None else [args.layers - 3, args.layers - 2, args.layers - 1]
     result = {"shape": args.shape, "what": args.what, "num_layers": model.config.num_hidden_layers,
               "weights_gb": sum(p.nbytes for p in model.parameters()) / 1e9}
-    if args.what in ("fast", "reference"):
+    if args.what in ("fast", "lean", "reference"):
         result["step_s"] = step_seconds(model, tokenizer, forget, retain, layers, dict(cfg, engine=args.what))
+        if args.what == "fast":
+            result["cut_bytes"] = cache_bytes(model, tokenizer, forget, retain, layers, cfg)["cut"]
     elif args.what == "floor":
         result["step_s"] = floor_seconds(model, tokenizer, forget, retain, layers, cfg)
-    elif args.what == "below_floor":
-        result.update(below_floor(model, tokenizer, forget, retain, layers, cfg))
     elif args.what == "setup":
         result["setup_s"] = setup_seconds(model, tokenizer, forget, retain, layers, cfg)
         result["plain_forward_s"] = plain_forward_seconds(model, tokenizer, forget, retain, cfg)
@@ -290,16 +261,29 @@ def generation_pass(model, tokenizer, rows: list[dict], what: str, new_tokens: i
     return {"seconds": time.perf_counter() - start, "rows": count, "sample_texts": texts}
 
 
-def evaluation_bench(common: list[str]) -> None:
+def mia_bench(common: list[str], rounds: int) -> None:
+    """The MIA pass against the official loop on the d96 model and the real MIA documents, alternately `rounds`
+    times, each pass in a fresh process: the ratio of the two passes' medians."""
+    runs = {"mia": [], "mia_official": []}
+    for _ in range(rounds):
+        for what in runs:
+            row = run_child(["--shape", "d96", "--what", what, *common])
+            print(json.dumps({k: v for k, v in row.items() if k != "losses"}), flush=True)
+            if "error" in row:
+                return
+            runs[what].append(row)
+    mia, official = runs["mia"][0], runs["mia_official"][0]
+    gap = max(abs(a - b) for a, b in zip(mia["losses"], official["losses"]))
+    project_s, official_s = (statistics.median(row["seconds"] for row in rows) for rows in runs.values())
+    print(f"\nMIA over {mia['documents']} documents, medians of {rounds}: project {project_s:.1f} s "
+          f"({mia['documents'] / project_s:.1f} docs/s), official loop {official_s:.1f} s: "
+          f"{official_s / project_s:.2f}x; each round {[round(o['seconds'] / m['seconds'], 2) for m, o in zip(*runs.values())]}"
+          f"; largest NLL difference {gap:.2e}")
+
+
+def evaluation_bench(common: list[str], rounds: int = 1) -> None:
     """The MIA and generation passes against the official loops, on the d96 model and the real data."""
-    mia, official = (run_child(["--shape", "d96", "--what", what, *common]) for what in ("mia", "mia_official"))
-    for row in (mia, official):
-        print(json.dumps({k: v for k, v in row.items() if k != "losses"}), flush=True)
-    if "error" not in mia and "error" not in official:
-        gap = max(abs(a - b) for a, b in zip(mia["losses"], official["losses"]))
-        print(f"\nMIA over {mia['documents']} documents: project {mia['documents'] / mia['seconds']:.1f} docs/s, "
-              f"official loop {official['documents'] / official['seconds']:.1f} docs/s: "
-              f"{official['seconds'] / mia['seconds']:.2f}x; largest NLL difference {gap:.2e}")
+    mia_bench(common, rounds)
     batched, single = (run_child(["--shape", "d96", "--what", what, *common])
                        for what in ("generate_all", "generate_official"))
     for row in (batched, single):
@@ -389,8 +373,12 @@ def main():
                              "shape too slow to run whole here")
     parser.add_argument("--evaluation", action="store_true",
                         help="only the MIA and generation passes against the official loops (d96 model)")
+    parser.add_argument("--mia", action="store_true",
+                        help="only the MIA pass against the official loop (d96 model), alternately --rounds times")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of --mia's two passes")
     parser.add_argument("--below-floor", action="store_true",
-                        help="the floor against the floor with layer l-2 cut to its down_proj (run alternately twice)")
+                        help="the fast engine (layer l-2 cut to its down_proj) against the lean one and the floor "
+                             "(run alternately twice)")
     parser.add_argument("--mia-batch-size", type=int, default=config.defaults()["mia"]["batch_size"])
     parser.add_argument("--batch-rows", type=int, default=config.defaults()["evaluate"]["batch_size"],
                         help="rows per generation batch (--evaluation)")
@@ -423,6 +411,9 @@ def main():
           f"texts per task, batches of {args.batch_size} x <= {args.max_length} tokens, {args.steps} steps")
     if args.evaluation:
         evaluation_bench(common)
+        return
+    if args.mia:
+        mia_bench(common, args.rounds)
         return
     if args.mmlu:
         mmlu_bench(args.shapes, common)
@@ -459,18 +450,19 @@ def main():
 
 
 def below_floor_bench(shape: str, cut: list[str], common: list[str]) -> None:
-    rows = {(what, run): run_child(["--shape", shape, "--what", what, *cut, *common])
-            for run in (1, 2) for what in ("floor", "below_floor")}
+    """The fast engine (layer l-2 cut to its down_proj) against the lean one (layers l-2..l whole) and the floor,
+    each in a fresh process, alternately twice."""
+    whats = ("floor", "lean", "fast")
+    rows = {(what, run): run_child(["--shape", shape, "--what", what, *cut, *common]) for run in (1, 2) for what in whats}
     for row in rows.values():
         print(json.dumps(row), flush=True)
     if any("error" in row for row in rows.values()):
         return
-    floor = statistics.median(rows["floor", run]["step_s"] for run in (1, 2))
-    below = statistics.median(rows["below_floor", run]["step_s"] for run in (1, 2))
-    extra = rows["below_floor", 1]["intermediate_bytes"]
-    print(f"\n{shape}: floor {floor:.2f} s, layer l-2 cut to its down_proj {below:.2f} s: {floor / below:.2f}x; the "
-          f"cut's cache adds {extra / 1e6:.1f} MB (the MLP intermediate) to the fast engine's; largest difference "
-          f"to the layer's own output {rows['below_floor', 1]['largest_gap_to_the_layer']:.1e}")
+    floor, lean, fast = (statistics.median(rows[what, run]["step_s"] for run in (1, 2)) for what in whats)
+    print(f"\n{shape}: floor {floor:.2f} s, lean {lean:.2f} s, fast (layer l-2 cut to its down_proj) {fast:.2f} s: "
+          f"fast {lean / fast:.2f}x lean, {fast / floor:.2f} of the floor; the cut's cache adds "
+          f"{rows['fast', 1]['cut_bytes'] / 1e6:.1f} MB (attention output and MLP intermediate of layer l-2); "
+          f"peak RSS lean {rows['lean', 1]['peak_rss_gb']:.2f} GB, fast {rows['fast', 1]['peak_rss_gb']:.2f} GB")
 
 
 def cut_bench(shape: str, depths: list[int], common: list[str]) -> None:
@@ -518,7 +510,8 @@ def summarise(shape: str, results: dict) -> None:
         print(f"  peak RSS {what}: {'n/a' if peak is None else f'{peak:.1f} GB'}")
     if cache:
         print(f"  setup pass {setup['setup_s']:.1f} s vs one plain forward {setup['plain_forward_s']:.1f} s; cache "
-              f"kept {cache['kept'] / 1e6:.1f} MB (formula {cache['formula'] / 1e6:.1f} MB), forget acts held "
+              f"kept {cache['kept'] / 1e6:.1f} MB (formula {cache['formula'] / 1e6:.1f} MB; of it the cut "
+              f"{cache['cut'] / 1e6:.1f} MB), forget acts held "
               f"during setup {cache['forget_acts_during_setup'] / 1e6:.1f} MB, tokens {cache['tokens']}")
     if "seconds" in generation:
         print(f"  generation: {generation['rows']} rows x {generation['new_tokens']} new tokens, prompts "

@@ -332,8 +332,9 @@ SCHEMA = {
     "unlearn": Section("unlearning: the headline run's method, what every method shares, and each family's keys", {
         "method": Param("adaptive_rmu", MethodName(), "the headline run's RMU variant: adaptive_rmu (coefficient "
                                                       "beta x frozen activation norm) or rmu (fixed steering_coeff)"),
-        "engine": Param("fast", Choice("fast", "reference"),
-                        "RMU: fast (cached inputs, layers l-2..l only) or reference (full model every step)"),
+        "engine": Param("fast", Choice("fast", "lean", "reference"),
+                        "RMU: fast (cached inputs, layer l-2 cut to its down_proj, then l-1..l), lean (the same "
+                        "without the cut: a smaller cache) or reference (full model every step)"),
         "beta": Param(2, Number(minimum=0, exclusive=True), "adaptive RMU's scale (the paper: 3 for 1B, 5 for 7B)"),
         "steering_coeff": Param(20, Number(minimum=0, exclusive=True), "rmu's fixed steering coefficient"),
         "direction": Param("gaussian", Choice("gaussian", "uniform"),

@@ -4,7 +4,7 @@ import torch
 from unlearning.config import layer_triple
 from unlearning.errors import PipelineError
 from unlearning.methods.rmu import control_vectors, masked_mse, rmu_loss, run_rmu
-from unlearning.methods.training import trainable_down_proj
+from unlearning.methods.training import batch_schedule, trainable_down_proj
 from unlearning.models.layers import layer_output
 
 CFG = {"method": "adaptive_rmu", "engine": "fast",
@@ -81,18 +81,20 @@ def test_bf16_model_trains_fp32_master_weights_and_stays_bf16(tiny_model, tiny_t
 
 
 @pytest.mark.parametrize("layers", [[0, 1, 2], [1, 2, 3]])
-def test_fast_and_reference_engines_give_the_same_losses_and_weights(tiny_model_factory, sentences, layers):
-    """fp32: the cached, three-layer engine and the full-model reference follow the same trajectory (padded
+@pytest.mark.parametrize("cached_engine", ["fast", "lean"])
+def test_cached_and_reference_engines_give_the_same_losses_and_weights(tiny_model_factory, sentences, layers,
+                                                                       cached_engine):
+    """fp32: the cached, three-layer engines and the full-model reference follow the same trajectory (padded
     batches of unequal lengths, two tasks, a pass and a half over the batches)."""
     forget = {"Task1": sentences[:3], "Task2": sentences[3:]}
     retain = {"Task1": sentences[2:], "Task2": sentences[:2]}
     runs = {}
-    for engine in ("reference", "fast"):
+    for engine in ("reference", cached_engine):
         model, tokenizer = tiny_model_factory()
         history = run_rmu(model, tokenizer, forget, retain, layers, 2.0, dict(CFG, engine=engine, steps=10),
                           torch.device("cpu"))
         runs[engine] = history, {name: p.detach().clone() for name, p in model.named_parameters()}
-    (reference, reference_weights), (fast, fast_weights) = runs["reference"], runs["fast"]
+    (reference, reference_weights), (fast, fast_weights) = runs["reference"], runs[cached_engine]
     assert fast["coefficients"] == reference["coefficients"]
     for term in ("forget_loss", "retain_loss"):
         assert fast[term] == pytest.approx(reference[term], rel=1e-5, abs=1e-7)
@@ -147,3 +149,80 @@ def test_layer_triple_names_the_model_layer_count():
     with pytest.raises(PipelineError, match="has 16 decoder layers"):
         layer_triple([24, 25, 26], num_layers=16)
     assert layer_triple([13, 14, 15], num_layers=16) == [13, 14, 15]
+
+
+def run_engine(model, tokenizer, sentences, engine: str, layers=(1, 2, 3), steps=10):
+    forget = {"Task1": sentences[:3], "Task2": sentences[3:]}
+    retain = {"Task1": sentences[2:], "Task2": sentences[:2]}
+    history = run_rmu(model, tokenizer, forget, retain, list(layers), 2.0, dict(CFG, engine=engine, steps=steps),
+                      torch.device("cpu"))
+    return history, {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_cut_to_down_proj_changes_no_bit(tiny_model_factory, sentences, dtype):
+    """`fast` replays layer l-2's attention output and MLP intermediate from the cache; `lean` recomputes them
+    every step: the same losses and weights, bit for bit, in fp32 and in bf16 under autocast."""
+    runs, calls = {}, {}
+    for engine in ("fast", "lean"):
+        model, tokenizer = tiny_model_factory()
+        calls[engine] = 0
+        model.model.layers[1].mlp.gate_proj.register_forward_hook(
+            lambda *args, engine=engine: calls.__setitem__(engine, calls[engine] + 1))
+        runs[engine] = run_engine(model.to(dtype), tokenizer, sentences, engine, steps=10)
+    # caching runs layer 1 once per batch (fast: twice, to capture the cut's parts, and once more to check the cut
+    # on the first); then lean runs its gate_proj at every step on forget and retain, fast never
+    batches = len(batch_schedule({"Task1": sentences[:3], "Task2": sentences[3:]},
+                                 {"Task1": sentences[2:], "Task2": sentences[:2]}, CFG)[0])
+    assert calls == {"lean": batches + 2 * 10, "fast": 2 * batches + 1}
+    (fast, fast_weights), (lean, lean_weights) = runs["fast"], runs["lean"]
+    assert fast["forget_loss"] == lean["forget_loss"] and fast["retain_loss"] == lean["retain_loss"]
+    assert all(torch.equal(fast_weights[name], weight) for name, weight in lean_weights.items())
+    assert fast["forget_loss"][-1] != fast["forget_loss"][0]
+
+
+def tiny_decoder(architecture: str, vocab_size: int):
+    """A random 4-layer model of another family: OLMo2 (norms after attention and MLP) or Llama (RMSNorm)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Olmo2Config, Olmo2ForCausalLM
+    config_class, model_class = {"olmo2": (Olmo2Config, Olmo2ForCausalLM),
+                                 "llama": (LlamaConfig, LlamaForCausalLM)}[architecture]
+    torch.manual_seed(0)
+    return model_class(config_class(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                                    num_attention_heads=2, max_position_embeddings=128)).eval()
+
+
+@pytest.mark.parametrize("architecture", ["olmo2", "llama"])
+def test_the_cut_fits_other_decoder_layers(tiny_tokenizer, sentences, architecture):
+    from unlearning.models.layers import fits_cut, slice_inputs
+    model = tiny_decoder(architecture, len(tiny_tokenizer))
+    batch = tiny_tokenizer(sentences[:2], add_special_tokens=False, padding=True, return_tensors="pt")
+    hidden, layer_kwargs, _ = slice_inputs(model, 1, 1, batch["input_ids"], batch["attention_mask"])
+    assert fits_cut(model.model.layers[1], hidden, layer_kwargs)
+    runs = {}
+    for engine in ("fast", "lean"):
+        runs[engine] = run_engine(tiny_decoder(architecture, len(tiny_tokenizer)), tiny_tokenizer, sentences, engine,
+                                  steps=4)
+    assert runs["fast"][0]["forget_loss"] == runs["lean"][0]["forget_loss"]
+    assert all(torch.equal(runs["fast"][1][name], weight) for name, weight in runs["lean"][1].items())
+
+
+def test_a_layer_the_cut_does_not_fit_runs_whole(tiny_model_factory, sentences, capsys):
+    """An MLP whose output is more than down_proj of its intermediate (here, plus a tenth of its input): the cut
+    would drop that term, so the check finds the cut layer's output differs and the engine runs the layer whole,
+    as `lean` does, and says so."""
+    from unlearning.models.layers import fits_cut, slice_inputs
+
+    def with_skip(model):
+        mlp = model.model.layers[1].mlp
+        original = type(mlp).forward
+        mlp.forward = lambda x: original(mlp, x) + 0.1 * x   # an instance attribute, as the cut's own
+        return model
+
+    model, tokenizer = tiny_model_factory()
+    batch = tokenizer(sentences[:2], add_special_tokens=False, padding=True, return_tensors="pt")
+    hidden, layer_kwargs, _ = slice_inputs(with_skip(model), 1, 1, batch["input_ids"], batch["attention_mask"])
+    assert not fits_cut(model.model.layers[1], hidden, layer_kwargs)
+    fast = run_engine(with_skip(tiny_model_factory()[0]), tokenizer, sentences, "fast")
+    assert "does not fit the cut" in capsys.readouterr().out
+    lean = run_engine(with_skip(tiny_model_factory()[0]), tokenizer, sentences, "lean")
+    assert fast[0]["forget_loss"] == lean[0]["forget_loss"]

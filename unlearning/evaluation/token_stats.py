@@ -17,8 +17,13 @@ import torch
 from ..errors import PipelineError
 from ..progress import progress
 
-# Positions per chunk of the vocabulary-sized computation: 128 x 50k float32 logits are 26 MB.
+# Positions per chunk of the LM head: 128 x 50k float32 logits are 26 MB, and the head's weights are read once per
+# chunk.
 CHUNK = 128
+# Positions per block of the statistics' six passes over the vocabulary: 16 x 50k float32 values are 3.2 MB, which
+# stay in the CPU's cache from one pass to the next; over a whole 128-position chunk they went to memory at every
+# pass (128 positions of a 50,304 vocabulary: 13.2 ms in one block, 5.7 ms in blocks of 16, 2-core AMD EPYC).
+STATS_ROWS = 16
 # Where float32's standard deviation of log p is below this, the position is recomputed in float64: a memorising
 # model's peaked distributions underflow the small probabilities to 0 in float32 (below about e^-103), and sigma
 # with them, while float64 holds them down to e^-745. Above it, what float32 loses is below 1e-30 of sigma^2.
@@ -33,16 +38,24 @@ class TokenStats(NamedTuple):
 
 
 def _moments(logits: torch.Tensor, next_ids: torch.Tensor) -> tuple:
-    """(log p of each next token, mu, sigma) in the dtype of `logits`. With the logits shifted by their maximum,
-    z = x - max x <= 0, log p = z - log S where S = sum e^z, so mu = E_p[z] - log S and sigma^2 = Var_p[log p] =
-    Var_p[z] = E_p[z^2] - E_p[z]^2. One exponential over the vocabulary instead of two (logsumexp, then p), and
-    z centred at the mode: where p is peaked, E_p[z] is near 0 and the difference loses nothing; where it is flat,
-    sigma^2 is of the order of E_p[z]^2 and float32 keeps it to ~1e-6 relative (tests/unit/test_attacks.py)."""
+    """(log p of each next token, mu, sigma) in the dtype of `logits`, STATS_ROWS positions at a time."""
+    parts = [_block_moments(logits[start:start + STATS_ROWS], next_ids[start:start + STATS_ROWS])
+             for start in range(0, len(next_ids), STATS_ROWS)]
+    return tuple(torch.cat(values) for values in zip(*parts))
+
+
+def _block_moments(logits: torch.Tensor, next_ids: torch.Tensor) -> tuple:
+    """With the logits shifted by their maximum, z = x - max x <= 0, log p = z - log S where S = sum e^z, so
+    mu = E_p[z] - log S and sigma^2 = Var_p[log p] = Var_p[z] = E_p[z^2] - E_p[z]^2. One exponential over the
+    vocabulary instead of two (logsumexp, then p), and z centred at the mode: where p is peaked, E_p[z] is near 0
+    and the difference loses nothing; where it is flat, sigma^2 is of the order of E_p[z]^2 and float32 keeps it to
+    ~1e-6 relative (tests/unit/test_attacks.py). The weights are multiplied by z in place twice, so every pass after
+    the exponential reads and writes tensors the block has already touched."""
     shifted = logits - logits.amax(dim=-1, keepdim=True)
-    weights = torch.exp(shifted)
-    total = weights.sum(dim=-1)
-    mean_shifted = torch.linalg.vecdot(weights, shifted) / total
-    mean_square = torch.linalg.vecdot(weights.mul_(shifted), shifted) / total
+    weighted = torch.exp(shifted)
+    total = weighted.sum(dim=-1)
+    mean_shifted = weighted.mul_(shifted).sum(dim=-1) / total
+    mean_square = weighted.mul_(shifted).sum(dim=-1) / total
     log_total = total.log()
     sigma = (mean_square - mean_shifted.square()).clamp(min=0).sqrt()
     return shifted.gather(-1, next_ids[:, None]).squeeze(-1) - log_total, mean_shifted - log_total, sigma

@@ -9,9 +9,9 @@ import copy
 
 import torch
 
-from ..models.layers import decoder_layers, layer_output, run_slice, slice_inputs
+from ..models.layers import decoder_layers, fits_cut, frozen_parts, layer_output, run_slice, slice_inputs
 from ..progress import progress
-from .training import (batch_schedule, descend, encode, finish_training, fp32_master_weights,
+from .training import (autocast_for, batch_schedule, descend, encode, finish_training, fp32_master_weights,
                        trainable_down_proj)
 
 
@@ -77,11 +77,14 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     """Unlearn in place. `forget`/`retain` map a task to its texts (see batch_schedule). Returns coefficients,
     the trained tensors' names and the per-step losses.
 
-    cfg["engine"] `fast`: the hidden states entering layer l-2, the mask and rotary embeddings the layers get, and
+    cfg["engine"] `lean`: the hidden states entering layer l-2, the mask and rotary embeddings the layers get, and
     the frozen layer-l targets of every batch are computed once (nothing below l-2 changes); each step then runs
-    layers l-2..l alone, forward and backward, with no frozen copy of the model. `reference`: every step runs
-    the whole model on forget and retain and a frozen copy on retain, as the public implementations do. Both
-    give the same losses and weights (tests/unit/test_rmu.py)."""
+    layers l-2..l alone, forward and backward, with no frozen copy of the model. `fast`: the same, and layer l-2's
+    attention output and MLP intermediate activation cached too (frozen weights on cached inputs), so that each
+    step runs one matmul of layer l-2 (models/layers.py: the cut), bit-identical to `lean` at the cost of
+    (d + MLP width) values per token more. `reference`: every step runs the whole model on forget and retain and
+    a frozen copy on retain, as the public implementations do. All three give the same losses and weights
+    (tests/unit/test_rmu.py)."""
     first, steered = layers[0], layers[-1]
     directions = control_vectors(forget, model.config.hidden_size, cfg["direction"], cfg["seed"])
     batches, steps = batch_schedule(forget, retain, cfg)
@@ -103,25 +106,34 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
                 return full_forward_acts(frozen_model, steered, *encode(tokenizer, batches[key], cfg["max_length"],
                                                                         device))
     else:
-        cache = {}
+        cache, first_layer = {}, decoder_layers(model)[first]
+        cut = cfg["engine"] == "fast"
         for key in progress(sorted(batches), desc="unlearn: cache layer inputs", unit="batch"):
             input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
             hidden, layer_kwargs, acts = slice_inputs(model, first, steered, input_ids, mask)
-            cache[key] = (hidden, layer_kwargs, mask, acts)
+            if cut and not cache and not fits_cut(first_layer, hidden, layer_kwargs):
+                cut = False
+                print(f"unlearn: layer {first} of {type(model).__name__} does not fit the cut to its down_proj; "
+                      "every step runs it whole (engine lean)")
+            # the steps run under autocast (16-bit models): so does what they replay
+            with torch.autocast(**autocast_for(next(model.parameters()).dtype, device)):
+                parts = frozen_parts(first_layer, hidden, layer_kwargs)[0] if cut else None
+            cache[key] = (hidden, layer_kwargs, mask, acts, parts)
 
         def frozen_forget_acts(task):
             return ((cache[key][3], cache[key][2]) for key in forget_keys[task])
 
         def updated_acts(key):
-            hidden, layer_kwargs, mask, _ = cache[key]
-            return run_slice(model, first, steered, hidden, layer_kwargs), mask
+            hidden, layer_kwargs, mask, _, parts = cache[key]
+            return run_slice(model, first, steered, hidden, layer_kwargs, parts), mask
 
         def frozen_acts(key):
             return cache[key][3]
     coefficients = steering_coefficients(sorted(forget), frozen_forget_acts, cfg)
-    if cfg["engine"] == "fast":
+    if cfg["engine"] != "reference":
         for key in (key for keys in forget_keys.values() for key in keys):
-            cache[key] = cache[key][:3] + (None,)  # the frozen forget activations served their one purpose
+            hidden, layer_kwargs, mask, _, parts = cache[key]
+            cache[key] = (hidden, layer_kwargs, mask, None, parts)  # the frozen forget activations served their purpose
     params = trainable_down_proj(model, layers)
     model_dtype, mixed_precision = fp32_master_weights(params, device)
     optimizer = torch.optim.AdamW(params.values(), lr=cfg["lr"])

@@ -66,14 +66,19 @@ def trainable_down_proj(model, layers: list[int]) -> dict[str, torch.nn.Paramete
     return selected
 
 
+def autocast_for(model_dtype, device) -> dict:
+    """torch.autocast's arguments for a model of `model_dtype`: on for 16-bit models (their fp32 master weights
+    compute in the model's dtype), off for fp32."""
+    return dict(device_type=torch.device(device).type, dtype=model_dtype, enabled=model_dtype != torch.float32)
+
+
 def fp32_master_weights(params: dict, device) -> tuple:
     """A bf16/fp16 model trains with fp32 master weights (and fp32 AdamW state) under autocast: updates of
     lr x grad would round away in 16-bit weights. Returns the model's dtype and the autocast arguments."""
     model_dtype = next(iter(params.values())).dtype
     for param in params.values():
         param.data = param.data.float()
-    return model_dtype, dict(device_type=torch.device(device).type, dtype=model_dtype,
-                             enabled=model_dtype != torch.float32)
+    return model_dtype, autocast_for(model_dtype, device)
 
 
 def descend(optimizer, loss, forget_loss, retain_loss, history: dict, step: int, hint: str) -> None:

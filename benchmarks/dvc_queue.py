@@ -1,6 +1,6 @@
 """Wall time of N experiments through the DVC queue, one worker against N at once, on the default configuration.
 
-python benchmarks/queue.py [--first-layers 10 13]   (one experiment per first layer)
+python benchmarks/dvc_queue.py [--first-layers 10 13]   (one experiment per first layer)
 
 A clone of this repository's committed HEAD in a temporary folder, its DVC cache filled from this workspace's
 (`dvc repro` here first), so `prepare`, `target` and the `@target` evaluations are restored, not rerun. Each
@@ -64,7 +64,7 @@ def through_queue(repo: Path, first_layers: list[int], workers: int, threads: in
         time.sleep(1)
     elapsed = time.monotonic() - started
     if len(re.findall(r"\bSuccess\b", status)) != len(first_layers):
-        sys.exit(f"queue.py: not every experiment succeeded:\n{status}")
+        sys.exit(f"dvc_queue.py: not every experiment succeeded:\n{status}")
     run([*DVC, "queue", "remove", "--success"], repo)
     # an idle worker outlives its queue and keeps the environment it started with: the next pass's
     # `dvc queue start` would hand it work under the old OMP_NUM_THREADS
@@ -86,7 +86,7 @@ def main():
         run([*DVC, "remote", "add", "-d", "workspace", str(ROOT / ".dvc" / "cache")], repo)
         run([*DVC, "pull", "-q"], repo)
         if subprocess.run([*DVC, "status", "-q"], cwd=repo).returncode != 0:
-            sys.exit("queue.py: the clone is not up to date; run `dvc repro` in the workspace and commit dvc.lock")
+            sys.exit("dvc_queue.py: the clone is not up to date; run `dvc repro` in the workspace and commit dvc.lock")
         one_at_a_time, threads_1, most_1 = through_queue(repo, args.first_layers, 1, cores)
         shutil.rmtree(repo / ".dvc" / "cache" / "runs")
         at_once, threads_n, most_n = through_queue(repo, args.first_layers, workers, max(1, cores // workers))
