@@ -127,7 +127,8 @@ def main():
           "lean step / floor | fast step / floor |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['layers']} | {1 / r['reference']:.2f} | {1 / r['lean']:.2f} | {1 / r['fast']:.2f} | "
+        print(f"| {r['model']} | {r['layers']} | {1 / r['reference']:.2f} | {1 / r['lean']:.2f} | "
+              f"{1 / r['fast']:.2f} | "
               f"{r['reference'] / r['fast']:.1f}x | {r['lean'] / r['fast']:.2f}x | {r['lean'] / r['floor']:.2f} | "
               f"{r['fast'] / r['floor']:.2f} |")
     prompts = [row["input"] for row in data["forget_train"] + data["retain_train"]][:64]

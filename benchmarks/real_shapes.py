@@ -277,7 +277,8 @@ def mia_bench(common: list[str], rounds: int) -> None:
     project_s, official_s = (statistics.median(row["seconds"] for row in rows) for rows in runs.values())
     print(f"\nMIA over {mia['documents']} documents, medians of {rounds}: project {project_s:.1f} s "
           f"({mia['documents'] / project_s:.1f} docs/s), official loop {official_s:.1f} s: "
-          f"{official_s / project_s:.2f}x; each round {[round(o['seconds'] / m['seconds'], 2) for m, o in zip(*runs.values())]}"
+          f"{official_s / project_s:.2f}x; each round "
+          f"{[round(o['seconds'] / m['seconds'], 2) for m, o in zip(*runs.values())]}"
           f"; largest NLL difference {gap:.2e}")
 
 
@@ -453,7 +454,8 @@ def below_floor_bench(shape: str, cut: list[str], common: list[str]) -> None:
     """The fast engine (layer l-2 cut to its down_proj) against the lean one (layers l-2..l whole) and the floor,
     each in a fresh process, alternately twice."""
     whats = ("floor", "lean", "fast")
-    rows = {(what, run): run_child(["--shape", shape, "--what", what, *cut, *common]) for run in (1, 2) for what in whats}
+    rows = {(what, run): run_child(["--shape", shape, "--what", what, *cut, *common])
+            for run in (1, 2) for what in whats}
     for row in rows.values():
         print(json.dumps(row), flush=True)
     if any("error" in row for row in rows.values()):

@@ -154,7 +154,8 @@ def recovery_seed_spread(summary: dict, seed_models: dict[int, str]) -> dict | N
     if len(attacked) < 2:
         return None
     spread = {"seeds": sorted(attacked), "attacks": {}}
-    names = [name for name in attacked[min(attacked)]["attacks"] if all(name in r["attacks"] for r in attacked.values())]
+    names = [name for name in attacked[min(attacked)]["attacks"]
+             if all(name in result["attacks"] for result in attacked.values())]
     for name in names:
         values = [attacked[seed]["attacks"][name]["recovery"] for seed in sorted(attacked)]
         spread["attacks"][name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)),
@@ -204,8 +205,9 @@ def attacks_markdown(attacks: dict, settings: dict, spread: dict | None = None) 
              "| model | attack | forget score on half B | PII documents | recovery | minus the headline's |",
              "|---|---|---:|---:|---:|---:|"]
     for model, result in attacks.items():
-        lines.append(f"| {model} | none | {_with_interval(result['unlearned']['forget'], result['unlearned']['interval'])}"
-                     f" | {_pii(result['unlearned']['pii'])} | {0 if result['recoverable'] else 'n/a'} | |")
+        unattacked = result["unlearned"]
+        lines.append(f"| {model} | none | {_with_interval(unattacked['forget'], unattacked['interval'])}"
+                     f" | {_pii(unattacked['pii'])} | {0 if result['recoverable'] else 'n/a'} | |")
         for name, attacked in result["attacks"].items():
             versus = attacked.get("minus_headline")
             lines.append(f"| | {name} | {_with_interval(attacked['forget'], attacked['interval'])} | "
@@ -217,7 +219,8 @@ def attacks_markdown(attacks: dict, settings: dict, spread: dict | None = None) 
                   f"{_pii(target['pii'])}.", ""]
     lowest = most_resistant(attacks)
     if sum(result["recoverable"] for result in attacks.values()) > 1:   # a choice between models
-        lines += ["Lowest recovery under each attack (minus the headline's in brackets where it is not the headline):", ""]
+        lines += ["Lowest recovery under each attack (minus the headline's in brackets where it is not the "
+                  "headline):", ""]
         for name, model in lowest.items():
             attacked = attacks[model]["attacks"][name]
             versus = attacked.get("minus_headline")
@@ -225,8 +228,9 @@ def attacks_markdown(attacks: dict, settings: dict, spread: dict | None = None) 
                          + (f" ({_with_interval(versus['value'], versus['interval'])})" if versus else ""))
         lines.append("")
     if spread:
-        lines += [f"The headline run's recovery over unlearning seeds {', '.join(map(str, spread['seeds']))} (each seed's "
-                  "run attacked): mean ± sample std [min, max]; a difference between two models must beat this too.",
+        lines += [f"The headline run's recovery over unlearning seeds {', '.join(map(str, spread['seeds']))} "
+                  "(each seed's run attacked): mean ± sample std [min, max]; a difference between two models must "
+                  "beat this too.",
                   "", "| attack | recovery over seeds |", "|---|---:|"]
         lines += [f"| {name} | {v['mean']:.3f} ± {v['std']:.3f} [{v['min']:.3f}, {v['max']:.3f}] |"
                   for name, v in spread["attacks"].items()]
