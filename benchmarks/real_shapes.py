@@ -20,7 +20,8 @@ time, tokens, and the largest difference between the two passes' letter logits i
 the rescoring margin must exceed), beside the whole-prompt pass's own difference from batch 1.
 
 `--evaluation`: the MIA pass and the task score's generation against the official evaluation's loops, on a d=96
-model with OLMo-7B's depth and vocabulary; `--mia`: the MIA pass alone, alternately `--rounds` times.
+model with OLMo-7B's depth and vocabulary; `--mia`: the MIA pass alone, alternately `--rounds` times, on each of
+`--shapes` (`--shapes d96` is the model above; `--mia-documents N` a seeded sample).
 `--below-floor`: the fast engine, whose step cuts layer l-2 to its down_proj (its attention output and MLP
 intermediate cached once per batch), against the lean engine and the floor.
 
@@ -36,6 +37,7 @@ benchmarks/README.md).
 import argparse
 import json
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -170,6 +172,8 @@ def measure(args) -> dict:
         result["cache"] = cache_bytes(model, tokenizer, forget, retain, layers, cfg)
     elif args.what in ("mia", "mia_official"):
         docs = [doc["document"] for key in ("mia_member", "mia_nonmember") for doc in data[key]]
+        if args.mia_documents:   # a seeded sample, in file order
+            docs = [docs[i] for i in sorted(random.Random(0).sample(range(len(docs)), args.mia_documents))]
         result.update(documents=len(docs), **mia_pass(model, tokenizer, docs, args.what, args.mia_batch_size))
     elif args.what in ("generate_all", "generate_official"):
         rows = data["forget_train"] + data["retain_train"]
@@ -261,13 +265,13 @@ def generation_pass(model, tokenizer, rows: list[dict], what: str, new_tokens: i
     return {"seconds": time.perf_counter() - start, "rows": count, "sample_texts": texts}
 
 
-def mia_bench(common: list[str], rounds: int) -> None:
-    """The MIA pass against the official loop on the d96 model and the real MIA documents, alternately `rounds`
+def mia_bench(common: list[str], rounds: int, shape: str = "d96") -> None:
+    """The MIA pass against the official loop on a model of `shape` and the real MIA documents, alternately `rounds`
     times, each pass in a fresh process: the ratio of the two passes' medians."""
     runs = {"mia": [], "mia_official": []}
     for _ in range(rounds):
         for what in runs:
-            row = run_child(["--shape", "d96", "--what", what, *common])
+            row = run_child(["--shape", shape, "--what", what, *common])
             print(json.dumps({k: v for k, v in row.items() if k != "losses"}), flush=True)
             if "error" in row:
                 return
@@ -359,7 +363,8 @@ def run_child(argv: list[str]) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shapes", nargs="+", default=["1b", "7b"], choices=sorted(SHAPES))
+    parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES),
+                        help="default: 1b 7b (--mia: d96)")
     parser.add_argument("--steps", type=int, default=3, help="RMU steps per engine (the median is reported)")
     parser.add_argument("--texts", type=int, default=4, help="forget and retain texts per task the engines see")
     parser.add_argument("--batch-size", type=int, default=4, help="texts per forget and per retain batch")
@@ -377,6 +382,7 @@ def main():
     parser.add_argument("--mia", action="store_true",
                         help="only the MIA pass against the official loop (d96 model), alternately --rounds times")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of --mia's two passes")
+    parser.add_argument("--mia-documents", type=int, help="a seeded sample of the 300 MIA documents (default: all)")
     parser.add_argument("--below-floor", action="store_true",
                         help="the fast engine (layer l-2 cut to its down_proj) against the lean one and the floor "
                              "(run alternately twice)")
@@ -395,6 +401,7 @@ def main():
     parser.add_argument("--what", help=argparse.SUPPRESS)
     parser.add_argument("--layers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.shapes = args.shapes or (["d96"] if args.mia else ["1b", "7b"])
     if args.child:
         print(json.dumps(measure(args)))
         return
@@ -405,6 +412,7 @@ def main():
               "--mia-batch-size", str(args.mia_batch_size), "--batch-rows", str(args.batch_rows),
               "--official-rows", str(args.official_rows), "--mmlu-subjects", *args.mmlu_subjects,
               "--mmlu-batch-size", str(args.mmlu_batch_size),
+              *(["--mia-documents", str(args.mia_documents)] if args.mia_documents else []),
               *(["--mmlu-questions", str(args.mmlu_questions)] if args.mmlu_questions else []),
               *(["--mmlu-dtype", args.mmlu_dtype] if args.mmlu_dtype else [])]
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
@@ -414,7 +422,8 @@ def main():
         evaluation_bench(common)
         return
     if args.mia:
-        mia_bench(common, args.rounds)
+        for shape in args.shapes:
+            mia_bench(common, args.rounds, shape)
         return
     if args.mmlu:
         mmlu_bench(args.shapes, common)

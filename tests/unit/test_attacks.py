@@ -2,6 +2,8 @@
 a direct computation, AUC and MIA score per attack, and the `mia.min_k` check."""
 import zlib
 
+from hypothesis import given
+from hypothesis import strategies as st
 import pytest
 import torch
 import yaml
@@ -79,6 +81,7 @@ def test_batched_token_stats_equal_a_direct_computation(tiny_model, tiny_tokeniz
     """In any order of lengths (batches are formed by length, results come back in the given order), with the LM
     head applied a few positions at a time."""
     monkeypatch.setattr(token_stats, "CHUNK", chunk)
+    monkeypatch.setattr(token_stats, "MAX_PADDING", float("inf"))   # batches of batch_size, however they pad
     sentences = sentences[::order]
     lengths = {len(tiny_tokenizer(s, add_special_tokens=False)["input_ids"]) for s in sentences}
     assert len(lengths) == len(sentences)  # documents of different lengths: batch_size 4 pads all but one
@@ -91,6 +94,22 @@ def test_batched_token_stats_equal_a_direct_computation(tiny_model, tiny_tokeniz
     losses = document_losses(tiny_model, tiny_tokenizer, sentences, batch_size)
     assert losses == pytest.approx([-direct_stats(tiny_model, tiny_tokenizer, s)[0].mean().item() for s in sentences],
                                    abs=1e-5)
+
+
+@given(st.lists(st.integers(2, 300), max_size=60), st.integers(1, 16))
+def test_length_batches_pad_at_most_max_padding(lengths, batch_size):
+    """Every document once, shortest first, batches of at most batch_size, and a batch of several documents pads at
+    most MAX_PADDING of its real positions."""
+    batches = token_stats.length_batches(lengths, batch_size)
+    order = [i for batch in batches for i in batch]
+    assert sorted(order) == list(range(len(lengths)))
+    assert [lengths[i] for i in order] == sorted(lengths)
+    for batch in batches:
+        assert 1 <= len(batch) <= batch_size
+        real = sum(lengths[i] for i in batch)
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= (1 + token_stats.MAX_PADDING) * real
+    # documents of one length never pad: they fill whole batches
+    assert token_stats.length_batches([7] * 10, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
 def test_peaked_positions_get_the_float64_statistics():
