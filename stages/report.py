@@ -14,7 +14,7 @@ from unlearning.files import atomic_output, read_json, write_json
 from unlearning.report.attacks import attacks_markdown, attacks_summary, plot_recovery, recovery_seed_spread
 from unlearning.report.markdown import fmt, markdown_report
 from unlearning.report.plots import write_plots
-from unlearning.report.summary import build_metrics, detail_files, headline_metrics
+from unlearning.report.summary import build_metrics, detail_files, headline_metrics, seed_models
 
 PARAMS = ("data.split", "layers", "alpha", "sweep", "methods", "baselines", "unlearn.method", "unlearn.beta",
           "unlearn.steps", "unlearn.seed", "seeds", "mia.min_k", "report.resamples", "report.confidence",
@@ -43,9 +43,8 @@ def main(argv=None):
                             params["seeds"])
     metrics["attacks"] = attacks_summary(args.eval, params["attack.models"], params["report.resamples"],
                                          params["report.confidence"])
-    seed_models = {params["unlearn.seed"]: "unlearned", **{s: f"seed/{s}" for s in params["seeds"]
-                                                           if s != params["unlearn.seed"]}}
-    metrics["attack_seed_spread"] = recovery_seed_spread(metrics["attacks"], seed_models)
+    metrics["attack_seed_spread"] = recovery_seed_spread(metrics["attacks"],
+                                                         seed_models(params["unlearn.seed"], params["seeds"]))
     attack_settings = {key: params[f"attack.{key}"] for key in ("lr", "trained", "seed")}
     with atomic_output(args.out / "plots") as plots:
         write_plots(metrics, args.eval, args.live, plots)

@@ -108,6 +108,8 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
     else:
         cache, first_layer = {}, decoder_layers(model)[first]
         cut = cfg["engine"] == "fast"
+        # the steps run under autocast (16-bit models): so does what the cut replays
+        step_autocast = autocast_for(next(model.parameters()).dtype, device)
         for key in progress(sorted(batches), desc="unlearn: cache layer inputs", unit="batch"):
             input_ids, mask = encode(tokenizer, batches[key], cfg["max_length"], device)
             hidden, layer_kwargs, acts = slice_inputs(model, first, steered, input_ids, mask)
@@ -115,9 +117,10 @@ def run_rmu(model, tokenizer, forget: dict[str, list[str]], retain: dict[str, li
                 cut = False
                 print(f"unlearn: layer {first} of {type(model).__name__} does not fit the cut to its down_proj; "
                       "every step runs it whole (engine lean)")
-            # the steps run under autocast (16-bit models): so does what they replay
-            with torch.autocast(**autocast_for(next(model.parameters()).dtype, device)):
-                parts = frozen_parts(first_layer, hidden, layer_kwargs)[0] if cut else None
+            parts = None
+            if cut:
+                with torch.autocast(**step_autocast):
+                    parts = frozen_parts(first_layer, hidden, layer_kwargs)[0]
             cache[key] = (hidden, layer_kwargs, mask, acts, parts)
 
         def frozen_forget_acts(task):

@@ -24,6 +24,8 @@ from ..errors import PipelineError
 from ..evaluation.pii import pii_extraction
 from ..files import read_json, read_jsonl
 from ..evaluation.robustness import recovery
+from .markdown import fmt_spread
+from .summary import spread_of
 
 SEED = 0
 MIN_GAP = 0.1   # target - unlearned below this: nothing to recover (fixed-coefficient RMU's 0.03 on the default)
@@ -153,14 +155,11 @@ def recovery_seed_spread(summary: dict, seed_models: dict[int, str]) -> dict | N
                 if model in summary and summary[model]["recoverable"]}
     if len(attacked) < 2:
         return None
-    spread = {"seeds": sorted(attacked), "attacks": {}}
     names = [name for name in attacked[min(attacked)]["attacks"]
              if all(name in result["attacks"] for result in attacked.values())]
-    for name in names:
-        values = [attacked[seed]["attacks"][name]["recovery"] for seed in sorted(attacked)]
-        spread["attacks"][name] = {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)),
-                                   "min": min(values), "max": max(values)}
-    return spread
+    return {"seeds": sorted(attacked),
+            "attacks": {name: spread_of([attacked[seed]["attacks"][name]["recovery"] for seed in sorted(attacked)])
+                        for name in names}}
 
 
 def most_resistant(summary: dict) -> dict[str, str]:
@@ -232,8 +231,7 @@ def attacks_markdown(attacks: dict, settings: dict, spread: dict | None = None) 
                   "(each seed's run attacked): mean ± sample std [min, max]; a difference between two models must "
                   "beat this too.",
                   "", "| attack | recovery over seeds |", "|---|---:|"]
-        lines += [f"| {name} | {v['mean']:.3f} ± {v['std']:.3f} [{v['min']:.3f}, {v['max']:.3f}] |"
-                  for name, v in spread["attacks"].items()]
+        lines += [f"| {name} | {fmt_spread(values)} |" for name, values in spread["attacks"].items()]
         lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -97,6 +97,11 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
     return "\n".join(lines)
 
 
+def fmt_spread(spread: dict) -> str:
+    """"0.650 ± 0.038 [0.610, 0.684]": mean ± sample std [min, max] (summary.spread_of)."""
+    return f"{spread['mean']:.3f} ± {spread['std']:.3f} [{spread['min']:.3f}, {spread['max']:.3f}]"
+
+
 def seed_section(metrics: dict) -> list[str]:
     """The spread of the headline run over unlearning seeds: what a difference between two rows must beat."""
     spread = metrics.get("seed_spread")
@@ -107,10 +112,8 @@ def seed_section(metrics: dict) -> list[str]:
     lines = [f"Seed spread of the headline run over {len(spread['seeds'])} unlearning seeds "
              f"({', '.join(map(str, spread['seeds']))}) on this target: mean ± sample std [min, max].", "",
              "| | " + " | ".join(names.values()) + " |", "|---|" + "---:|" * len(names)]
-    lines.append("| over seeds | " + " | ".join(
-        "n/a" if spread[key] is None else
-        f"{spread[key]['mean']:.3f} ± {spread[key]['std']:.3f} [{spread[key]['min']:.3f}, {spread[key]['max']:.3f}]"
-        for key in names) + " |")
+    lines.append("| over seeds | " + " | ".join("n/a" if spread[key] is None else fmt_spread(spread[key])
+                                                for key in names) + " |")
     return lines + [""]
 
 

@@ -101,6 +101,18 @@ def cells(scores: dict):
 SPREAD_COLUMNS = ("final", "task_aggregate", "mia_score", "mmlu")
 
 
+def seed_models(seed: int, seeds: list[int]) -> dict[int, str]:
+    """Unlearning seed -> the model folder of the headline run at that seed: `unlearned` at `unlearn.seed`,
+    `seed/<S>` for each other of `seeds`."""
+    return {seed: "unlearned", **{other: f"seed/{other}" for other in seeds if other != seed}}
+
+
+def spread_of(values: list[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value) and range."""
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values)}
+
+
 def seed_spread(rows: dict[int, dict]) -> dict:
     """Mean, sample standard deviation and range of each headline column over the unlearning seeds (seed -> run row):
     how far two runs that differ only in their random draws land apart; null for a column without values (no MIA
@@ -111,9 +123,7 @@ def seed_spread(rows: dict[int, dict]) -> dict:
         if None in values:
             spread[column] = None
             continue
-        spread[column] = {"mean": statistics.fmean(values),
-                          "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                          "min": min(values), "max": max(values)}
+        spread[column] = spread_of(values)
     return spread
 
 
@@ -123,7 +133,7 @@ def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: 
     """metrics.json: the settings the report names, the target ("before") and the headline run ("after") in full,
     a row per method and per triple, every score with its interval (`resamples`, `confidence`: `report.*`)."""
     triples, method_table = sweep_runs(sweep, layers), method_runs(method, methods, baselines)
-    seed_runs = {seed: "unlearned", **{other: f"seed/{other}" for other in seeds if other != seed}}
+    seed_runs = seed_models(seed, seeds)
     summaries = {run: model_summary(Path(eval_dir) / run, resamples, confidence)
                  for run in sorted({"target", *triples.values(), *method_table.values(), *seed_runs.values()})}
     return {
