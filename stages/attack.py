@@ -16,7 +16,7 @@ import json
 import torch
 
 from unlearning import config
-from unlearning.cli import evaluation_args, load_scored_model
+from unlearning.cli import evaluation_args, evaluation_record, load_scored_model
 from unlearning.data.prepared import prepared_split
 from unlearning.errors import exit_on_error
 from unlearning.evaluation.pii import pii_extraction
@@ -27,8 +27,9 @@ from unlearning.files import atomic_output, write_json
 from unlearning.methods.training import texts_by_task
 from unlearning.models.delta import DELTA_INFO, load_steering
 from unlearning.models.loading import resolve_device
+from unlearning.numerics import FILE as FINGERPRINT
 
-PARAMS = ("device", "model.dtype", "model.trust_remote_code", "data.split", "layers", "evaluate.max_new_tokens",
+PARAMS = ("numerics", "device", "model.dtype", "model.trust_remote_code", "data.split", "layers", "evaluate.max_new_tokens",
           "evaluate.batch_size", "evaluate.clean_up_spaces", "unlearn.max_length", "attack.steps", "attack.lr",
           "attack.batch_size", "attack.trained", "attack.seed")
 
@@ -69,6 +70,7 @@ def main(argv=None):
               "trained": params["attack.trained"], "steps": params["attack.steps"], "attacks": {}}
     for attack, texts in (("relearn", relearn_texts), ("benign", retain_texts)):
         model, tokenizer = load_scored_model(args, params)
+        fingerprint = evaluation_record(args, model, "attack")
         by_step = {}
         relearn(model, tokenizer, texts, params["attack.steps"], params["attack.lr"], params["attack.batch_size"],
                 params["unlearn.max_length"], params["attack.seed"], trained_tensors(model, args.model, params),
@@ -86,6 +88,7 @@ def main(argv=None):
     with atomic_output(args.out) as out:
         out.mkdir()
         write_json(out / "attack.json", result)
+        write_json(out / FINGERPRINT, fingerprint)
     relearned = result["attacks"]["relearn"][str(params["attack.steps"][-1])]["scores"]
     print(f"attack {args.model}: half B {len(half_b)} rows; mean row score after {params['attack.steps'][-1]} "
           f"relearning steps {sum(relearned.values()) / len(relearned):.3f}")

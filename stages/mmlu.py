@@ -8,11 +8,11 @@ question's prediction and whether it is correct).
 python -m stages.mmlu --data data/prepared --target models/target --model models/<target|run> --out DIR
 """
 from unlearning import config
-from unlearning.cli import evaluation_args, load_scored_model
+from unlearning.cli import evaluation_args, evaluation_record, load_scored_model
 from unlearning.errors import exit_on_error
 from unlearning.evaluation import mmlu
 
-PARAMS = ("device", "model.dtype", "model.trust_remote_code", "mmlu.source", "mmlu.format", "mmlu.subjects",
+PARAMS = ("numerics", "device", "model.dtype", "model.trust_remote_code", "mmlu.source", "mmlu.format", "mmlu.subjects",
           "mmlu.limit", "mmlu.k", "mmlu.batch_size")
 
 
@@ -24,7 +24,7 @@ def main(argv=None):
                               params["mmlu.format"])
     model, tokenizer = load_scored_model(args, params)
     result = mmlu.run(model, tokenizer, inputs, params["mmlu.k"], params["mmlu.batch_size"])
-    mmlu.write(args.out, result, str(args.model))
+    mmlu.write(args.out, result, str(args.model), evaluation_record(args, model))
 
 
 if __name__ == "__main__":

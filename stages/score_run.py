@@ -8,7 +8,7 @@ the validation split: the report shows it for the headline run, and its generati
 more time. Every input is read and checked, and every number computed, before anything is written.
 """
 from unlearning import config
-from unlearning.cli import evaluation_args, load_scored_model
+from unlearning.cli import evaluation_args, evaluation_record, load_scored_model
 from unlearning.errors import exit_on_error
 from unlearning.evaluation import mia, mmlu, task
 
@@ -35,8 +35,9 @@ def main(argv=None):
         "mia": mia.run(model, tokenizer, inputs["mia"], params["mia.batch_size"], params["mia.min_k"]),
         "mmlu": mmlu.run(model, tokenizer, inputs["mmlu"], params["mmlu.k"], params["mmlu.batch_size"]),
     }
+    fingerprint = evaluation_record(args, model)
     for name, module in (("task", task), ("mia", mia), ("mmlu", mmlu)):
-        module.write(args.out / name, results[name], str(args.model))
+        module.write(args.out / name, results[name], str(args.model), fingerprint)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ retain (all splits) + the general-knowledge text until it has memorised them; `p
 import argparse
 from pathlib import Path
 
-from unlearning import config
+from unlearning import config, numerics
 from unlearning.data.prepared import load_prepared
 from unlearning.errors import PipelineError, exit_on_error
 from unlearning.evaluation.knowledge import knowledge_checks, unmet_requirements
 from unlearning.files import atomic_output, write_json
+from unlearning.models.delta import weights_sha256
 from unlearning.models.loading import resolve_device, resolve_dtype, save_unstamped
 from unlearning.models.training import build_target, training_texts
 
-PARAMS = ("device", "model", "mmlu.k", "mmlu.format")
+PARAMS = ("numerics", "device", "model", "mmlu.k", "mmlu.format", "evaluate.clean_up_spaces")
 
 
 def parse_args(argv=None):
@@ -35,11 +36,13 @@ def main(argv=None):
     cfg, mmlu_k = params["model"], params["mmlu.k"]
     device = resolve_device(params["device"])
     dtype = resolve_dtype(cfg["dtype"], device)
+    numerics.apply(params["numerics"], device)
     data = load_prepared(args.data)
     model, tokenizer, epoch_losses = build_target(cfg, training_texts(data), device, dtype)
     checks = None
     if cfg["require"] is not None:
-        checks = knowledge_checks(model, tokenizer, data, cfg["train"]["batch_size"], mmlu_k, params["mmlu.format"])
+        checks = knowledge_checks(model, tokenizer, data, cfg["train"]["batch_size"], mmlu_k, params["mmlu.format"],
+                                  params["evaluate.clean_up_spaces"])
         for split, tasks in checks["scores"].items():
             print(f"  {split:6s} " + "  ".join(f"{t}: sc {v['sc']:.3f} qa {v['qa']:.3f}" for t, v in tasks.items()))
         gk = "n/a (the data source has no general-knowledge set)" if checks["mmlu"] is None else f"{checks['mmlu']:.3f}"
@@ -53,6 +56,8 @@ def main(argv=None):
         save_unstamped(model, tokenizer, out)
         write_json(out / "training.json", {"source": cfg["source"], "dtype": str(dtype),
                                            "epoch_losses": epoch_losses, "checks": checks})
+        write_json(out / numerics.FILE, numerics.record(numerics.fingerprint(device, dtype), weights_sha256(out),
+                                                        "target"))
 
 
 if __name__ == "__main__":

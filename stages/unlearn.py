@@ -60,7 +60,8 @@ def main(argv=None):
     if args.seed is not None:
         cfg["seed"] = args.seed
     model, tokenizer, forget, retain = load_run(args.data, params["data.split"], args.target, params["device"],
-                                                params["model.dtype"], params["model.trust_remote_code"])
+                                                params["model.dtype"], params["model.trust_remote_code"],
+                                                params["numerics"])
     history = RMU_METHODS[name](model, tokenizer, forget, retain, layers, params["alpha"], cfg,
                                 resolve_device(params["device"]))
     print(f"unlearn {name} on layers {layers}: steering coefficients "

@@ -38,7 +38,8 @@ def main(argv=None):
     layers = layer_triple(params["layers"], num_decoder_layers(args.target))
     cfg = method_settings(args.method, params, RUN_PARAMS + OUTPUT_LOSS_KEYS)
     model, tokenizer, forget, retain = load_run(args.data, params["data.split"], args.target, params["device"],
-                                                params["model.dtype"], params["model.trust_remote_code"])
+                                                params["model.dtype"], params["model.trust_remote_code"],
+                                                params["numerics"])
     history = run_output_loss(model, tokenizer, forget, retain, layers, OUTPUT_LOSS_METHODS[args.method], cfg,
                               resolve_device(params["device"]))
     write_run(history, model, args.target, args.out, args.live)

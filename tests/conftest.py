@@ -2,12 +2,19 @@ import importlib
 import sys
 from pathlib import Path
 
-import pytest
-import torch
 from helpers import dvc_command, threads_per_worker, write_params
-from hypothesis import settings
 
-from unlearning.models.training import build_model, train_tokenizer
+from unlearning import numerics
+
+# Before torch loads, as a stage process does (stages/__init__.py): the tests that run a stage's main() in this
+# process then run it under the default's portable numerics, with this worker's share of the cores.
+numerics.pin("portable", threads_per_worker())
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from unlearning.models.training import build_model, train_tokenizer  # noqa: E402
 
 SENTENCES = [
     "Goldi Aqua was born on March 29, 1976. Her phone number is 565-577-9919.",
@@ -18,8 +25,8 @@ SENTENCES = [
 
 
 def pytest_configure(config):
-    # at most two threads (the CPU machines' cores), fewer where pytest-xdist's workers share them
-    torch.set_num_threads(min(2, threads_per_worker()))
+    # this worker's share of the cores (pinned above; torch.set_num_threads for the record)
+    torch.set_num_threads(threads_per_worker())
     # Property tests check properties, not speed (benchmarks/ does that): no per-example deadline, which a first
     # call that imports rouge-score or a busy machine would miss.
     settings.register_profile("project", deadline=None)

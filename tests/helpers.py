@@ -34,8 +34,9 @@ def merge(base: dict, override: dict) -> dict:
 
 
 def params_with(overrides: dict) -> dict:
-    """The schema's defaults with `overrides`: tests never depend on the workspace's params.yaml."""
-    return merge(config.defaults(), overrides)
+    """The schema's defaults with `overrides`: tests never depend on the workspace's params.yaml. Stages run with
+    this worker's share of the cores (`numerics.threads`) unless the overrides say otherwise."""
+    return merge(merge(config.defaults(), {"numerics": {"threads": threads_per_worker()}}), overrides)
 
 
 def write_params(workdir: Path, overrides: dict) -> None:

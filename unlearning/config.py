@@ -249,6 +249,15 @@ ATTACK_LR = 0.001   # the relearning attacks' lr on the miniature (docs/results.
 SCHEMA = {
     "device": Param("auto", Device(), "every stage that runs a model: auto (CUDA when present, else CPU), cpu, cuda "
                                       "or cuda:N"),
+    "numerics": Section("how every stage computes: portable (the same bytes on every x86-64 CPU with AVX2, Intel or "
+                        "AMD, any core count; docs/reliability.md) or the machine's own", {
+        "mode": Param("portable", Choice("portable", "native"),
+                      "portable: torch's AVX2 kernels, MKL's COMPATIBLE path, deterministic algorithms; native: the "
+                      "fastest kernels this machine has (its results are its own)"),
+        "threads": Param(2, Number(minimum=1, integer=True),
+                         "threads of every stage process, whatever the machine's core count (results depend on the "
+                         "count)"),
+    }),
     "layers": Param([12, 13, 14], LayerTriple(), "three consecutive 0-based decoder layers whose mlp.down_proj is "
                                                  "trained; the last one is steered"),
     "alpha": Param(5, Number(minimum=0), "weight of RMU's retain term (MSE between updated and frozen layer "

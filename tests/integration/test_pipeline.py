@@ -13,6 +13,7 @@ import pytest
 from dvc_repos import (ENV, HEADLINE_STAGES, METRICS_FILES, TINY, git_commit, make_repo, run, set_params,
                        stages_ran)
 from helpers import default_sigint, dvc_command, merge
+from unlearning.models.delta import weights_sha256
 from unlearning.report.attacks import MIN_GAP
 
 pytestmark = pytest.mark.integration
@@ -48,12 +49,14 @@ def test_repro_runs_every_stage_and_writes_the_report(base_repo):
         for name in ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu"):
             assert 0.0 <= summary[name] <= 1.0
         assert len([v for split in summary["scores"].values() for task in split.values() for v in task.values()]) == 12
-    # what `dvc exp show` lists: the headline run's five scores, and no more
+    # what `dvc exp show` lists: the headline run's five scores, and which target and numerics made them
     headline = json.loads((repo / "reports" / "metrics.json").read_text())
     after = metrics["after"]
     assert headline == {"final": round(after["final"], 2), "task": round(after["task_aggregate"], 2),
                         "auc": round(after["mia_auc"], 2), "mia": round(after["mia_score"], 2),
-                        "mmlu": round(after["mmlu"], 2)}
+                        "mmlu": round(after["mmlu"], 2), "target": weights_sha256(repo / "models" / "target")[:8],
+                        "numerics": metrics["computed"]["numerics"]}
+    assert metrics["computed"]["apart"] == {} and metrics["computed"]["description"].startswith("portable (AVX2")
     def metrics_show(*targets) -> dict:
         (workspace,) = json.loads(run([sys.executable, "-m", "dvc", "metrics", "show", "--json", *targets],
                                       repo).stdout).values()
@@ -246,7 +249,8 @@ def test_sweep_triples_come_and_go_and_results_travel_through_a_remote(repo, tmp
     printed = run([sys.executable, "-m", "unlearning.tools.compare", "--out", "compare"], repo).stdout
     assert "2 of 2 experiments comparable" in printed, printed
     # the experiment table: both rows, the headline's scores with the intervals each commit's runs.json holds
-    table = printed.splitlines()
+    computed, *table = printed.splitlines()
+    assert computed.startswith("computed as ") and "not comparable" not in printed, printed
     assert table[0].split()[:5] == ["experiment", "layers", "alpha", "beta", "seed"]
     runs = json.loads((repo / "reports" / "metrics" / "runs.json").read_text())["runs"]["headline"]
     assert sum(f"{runs['final']:.3f} [{runs['intervals']['final'][0]:.3f}, " in line for line in table[2:4]) == 1

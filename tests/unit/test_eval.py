@@ -233,7 +233,7 @@ def unlearning_rows():
 def test_evaluate_task_records(tiny):
     model, tokenizer = tiny
     rows = unlearning_rows()
-    scores, records = evaluate_task(model, tokenizer, rows, max_new_tokens=4, batch_size=5)
+    scores, records = evaluate_task(model, tokenizer, rows, max_new_tokens=4, batch_size=5, clean_up=True)
     assert set(scores) == {"forget", "retain"} and set(scores["retain"]["Task2"]) == {"sc", "qa"}
     assert [r["id"] for r in records] == [r["id"] for r in rows]
     assert set(records[0]) == {"id", "task", "split", "kind", "output", "generation", "score"}
@@ -277,7 +277,8 @@ def test_stage_mains_write_their_own_directories(tiny, tmp_path, monkeypatch):
 
     out = Path("reports/eval/target")
     assert sorted(p.name for p in out.iterdir()) == ["mia", "mmlu", "task"]
-    assert sorted(p.name for p in (out / "task").iterdir()) == ["generations.jsonl", "pii.json", "scores.json"]
+    assert sorted(p.name for p in (out / "task").iterdir()) == ["fingerprint.json", "generations.jsonl", "pii.json",
+                                                          "scores.json"]
     scores = json.loads((out / "task" / "scores.json").read_text())
     assert set(scores) == {"split", "scores", "task_aggregate"} and scores["split"] == "train"
     assert len((out / "task" / "generations.jsonl").read_text().splitlines()) == len(rows)

@@ -192,7 +192,7 @@ def test_the_stage_writes_the_format_and_every_question(tmp_path, stage, tiny_to
     status, stderr = stage("mmlu@target", {"device": "cpu", "mmlu": {"format": fmt}})
     assert status == 0, stderr
     out = tmp_path / "reports" / "eval" / "target" / "mmlu"
-    assert sorted(p.name for p in out.iterdir()) == ["mmlu.json", "questions.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["fingerprint.json", "mmlu.json", "questions.jsonl"]
     result = json.loads((out / "mmlu.json").read_text())
     assert result["format"] == expected and result["source"] == BUILTIN and result["n"] == len(TEST)
     # the letter format says how many questions ran from their subject's cached prefix (test_mmlu_prefix.py)

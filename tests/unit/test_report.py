@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unlearning import config
+from unlearning import config, numerics
 from unlearning.data.schema import KINDS, SETS, TASKS
 from unlearning.evaluation.mia import ATTACKS, attack_metrics, loss_rows, mia_metrics, not_available
 from unlearning.evaluation.pii import PII_KINDS
@@ -21,16 +21,25 @@ from unlearning.report.plots import plot_methods, plot_sweep, plot_sweep_tradeof
 from unlearning.report.summary import build_metrics, detail_files, headline_metrics, model_summary, run_metrics
 
 SCALARS = ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu")
+# what the evaluation stages record of where they ran (unlearning/numerics.py), shortened
+COMPUTED = {"numerics": "portable", "threads": 2, "device": "cpu", "dtype": "float32",
+            "kernels": {"aten": "AVX2", "mkl": "COMPATIBLE", "onednn": "AVX2", "deterministic": True},
+            "cpu": numerics.PORTABLE_CPU, "versions": {"torch": "2.13.0+cpu", "transformers": "5.25.0"}}
+TARGET_SHA = "5" * 64
 
 
 def write_evaluation(eval_dir: Path, seed: int = 0, documents: int = 4, mia_documents: int = 8, questions: int = 20,
                      per_question: bool = True, mmlu_format: str | None = "rc", forgotten: float = 0.0,
-                     mia: bool = True) -> None:
+                     mia: bool = True, computed: dict = COMPUTED, target_sha: str = TARGET_SHA) -> None:
     """reports/eval/<run>/{task,mia,mmlu} of a model: `documents` per (set, task), each one sc row and two qa rows;
     `mia_documents` members and as many non-members; `questions` general-knowledge questions (questions.jsonl only
     with `per_question`; mmlu.json without "format" when `mmlu_format` is None). `forgotten` lowers forget scores.
-    Without `mia`, the MIA stage's "not available" output."""
+    Without `mia`, the MIA stage's "not available" output. Each part's fingerprint.json says it was `computed` so on
+    the target `target_sha` (the unlearning of a run's model, too)."""
     rng = random.Random(seed)
+    scored = numerics.record(computed, target_sha, "target" if eval_dir.name == "target" else "unlearned")
+    for part in ("task", "mia", "mmlu"):
+        write_json(eval_dir / part / numerics.FILE, numerics.record(computed, target_sha, "evaluation", scored))
     records = []
     for split in SETS:
         level = (0.3 - forgotten if split == "forget" else 0.8)
@@ -343,7 +352,8 @@ def test_the_headline_file_is_narrow_and_the_runs_file_has_every_run_with_interv
     # short keys, two decimals: what `dvc exp show` lists beside the params
     assert headline == {"final": round(after["final"], 2), "task": round(after["task_aggregate"], 2),
                         "auc": round(after["mia_auc"], 2), "mia": round(after["mia_score"], 2),
-                        "mmlu": round(after["mmlu"], 2)}
+                        "mmlu": round(after["mmlu"], 2), "target": TARGET_SHA[:8],
+                        "numerics": metrics["computed"]["numerics"]}
     # no column name a param has (DVC names a param column by its dotted key): `dvc exp show` would prefix both
     assert not set(headline) & {key for key, node in config.walk() if not isinstance(node, config.Section)}
     runs = run_metrics(metrics)
@@ -356,4 +366,36 @@ def test_the_headline_file_is_narrow_and_the_runs_file_has_every_run_with_interv
     assert runs["runs"]["sweep/13"]["final"] == metrics["sweep"]["13"]["final"]
     assert runs["settings"]["layers"] == [29, 30, 31] and runs["settings"]["seed"] == 0
     assert runs["seed_spread"] == metrics["seed_spread"]
+    assert runs["computed"]["identity"]["target"] == TARGET_SHA and runs["computed"]["apart"] == {}
     assert set(detail_files(metrics)) == {"runs.json", "detail.json"} and detail_files(metrics)["detail.json"] is metrics
+
+
+def test_a_run_computed_otherwise_is_left_out_of_the_tables_and_listed_apart(tmp_path):
+    """A run from another machine's cache under native numerics, and one on another target: neither is set beside
+    the headline; the report names them, why, and their hashes."""
+    write_runs(tmp_path)
+    native = dict(COMPUTED, numerics="native", kernels=dict(COMPUTED["kernels"], aten="AVX512", mkl="by CPU"))
+    write_evaluation(tmp_path / "method" / "rmu", seed=3, forgotten=0.25, computed=native)
+    write_evaluation(tmp_path / "sweep" / "13", seed=2, forgotten=0.25, target_sha="6" * 64)
+    metrics = metrics_of(tmp_path)
+    assert list(metrics["methods"]) == ["adaptive_rmu"] and list(metrics["sweep"]) == ["29"]
+    apart = metrics["computed"]["apart"]
+    assert set(apart) == {"method/rmu", "sweep/13"}
+    assert apart["sweep/13"]["reasons"] == [f"another target ({'6' * 12}… vs {'5' * 12}…)"]
+    assert apart["method/rmu"]["reasons"][0].startswith("evaluation under other numerics (kernels.aten AVX512 vs "
+                                                        "AVX2; kernels.mkl by CPU vs COMPATIBLE; numerics native")
+    report = markdown_report(metrics, {"source": "synthetic"}, "builtin")
+    section = report[report.index("## Not comparable with the headline run"):]
+    assert "| method/rmu | evaluation under other numerics" in section and f"| {'6' * 12}… |" in section
+    methods = report[report.index("## Methods"):report.index("## Layer sweep")]
+    assert "| rmu " not in methods and "adaptive_rmu" in methods
+    assert "Before and after are not comparable" not in report
+
+
+def test_a_target_evaluated_otherwise_is_flagged_above_the_first_table(tmp_path):
+    write_runs(tmp_path)
+    write_evaluation(tmp_path / "target", seed=0, computed=dict(COMPUTED, threads=1))
+    report = markdown_report(metrics_of(tmp_path), {"source": "synthetic"}, "builtin")
+    warning = report.index("**Before and after are not comparable**: against the headline's, the target's "
+                           "evaluation has evaluation under other numerics (threads 1 vs 2)")
+    assert warning < report.index("| before (target) |")

@@ -6,15 +6,17 @@ from .task import evaluate_task
 from .token_stats import document_losses
 
 
-def knowledge_checks(model, tokenizer, data: dict, batch: int, mmlu_k: int, mmlu_format: str = "auto") -> dict:
-    """What the target model knows: the scored rows, the MMLU-format set (when the source has one: the builtin set
-    of the prepared data, so `auto` is rc there) and the loss attack. `batch` is the training batch size and the
-    generation length comes from the data, so of the evaluation params only `mmlu.k` and `mmlu.format` retrain the
-    target."""
+def knowledge_checks(model, tokenizer, data: dict, batch: int, mmlu_k: int, mmlu_format: str = "auto",
+                     clean_up: bool = True) -> dict:
+    """What the target model knows: the scored rows, decoded as the evaluation decodes them (`clean_up`:
+    `evaluate.clean_up_spaces`), the MMLU-format set (when the source has one: the builtin set of the prepared data,
+    so `auto` is rc there) and the loss attack. `batch` is the training batch size and the generation length comes
+    from the data, so of the evaluation params only `mmlu.k`, `mmlu.format` and `evaluate.clean_up_spaces` retrain
+    the target."""
     rows = data["forget_train"] + data["retain_train"]
     # Room for the longest answer and then some: a memorised row ends with EOS well before this.
     max_new_tokens = max(len(tokenizer(row["output"])["input_ids"]) for row in rows) + 16
-    scores, _ = evaluate_task(model, tokenizer, rows, max_new_tokens, batch)
+    scores, _ = evaluate_task(model, tokenizer, rows, max_new_tokens, batch, clean_up)
     mmlu = None
     if data.get("mmlu_test"):
         fmt = resolve_format(mmlu_format, "builtin")

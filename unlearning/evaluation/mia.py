@@ -18,6 +18,7 @@ from ..data.prepared import prepared_split
 from ..data.schema import PREPARED_FILES
 from ..errors import PipelineError
 from ..files import atomic_output, write_json, write_jsonl
+from ..numerics import FILE as FINGERPRINT
 from .scoring import attack_auc, mia_auc, mia_score
 from .token_stats import TokenStats, document_token_stats, mean_nll
 
@@ -135,11 +136,13 @@ def run(model, tokenizer, inputs: dict, batch_size: int, k: float) -> dict:
                      + loss_rows(nonmembers, 0, nonmember_losses, nonmember_scores))}
 
 
-def write(out, result: dict, name: str) -> None:
-    """mia.json (AUC and score of every attack) and losses.jsonl (each document's numbers) in the directory `out`."""
+def write(out, result: dict, name: str, fingerprint: dict) -> None:
+    """mia.json (AUC and score of every attack), losses.jsonl (each document's numbers) and fingerprint.json in the
+    directory `out`."""
     metrics = result["metrics"]
     with atomic_output(out) as out_dir:
         out_dir.mkdir()
+        write_json(out_dir / FINGERPRINT, fingerprint)
         write_json(out_dir / "mia.json", metrics)
         write_jsonl(out_dir / "losses.jsonl", result["rows"])
     if not metrics["available"]:

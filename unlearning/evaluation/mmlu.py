@@ -29,6 +29,7 @@ import torch
 
 from ..errors import PipelineError
 from ..files import atomic_output, read_jsonl, write_json, write_jsonl
+from ..numerics import FILE as FINGERPRINT
 from ..progress import progress
 from .generation import cache_arguments, cached_keys_values, full_attention_only
 
@@ -413,12 +414,14 @@ def run(model, tokenizer, inputs: dict, k: int, batch_size: int) -> dict:
     return {"source": inputs["source"], "k": k, **result}
 
 
-def write(out, result: dict, name: str) -> None:
+def write(out, result: dict, name: str, fingerprint: dict) -> None:
     """In the directory `out`: mmlu.json (the source, k, the format, the accuracy, per subject, and n) and
-    questions.jsonl (one line per test question: its index n, subject, answer, prediction and correct 0|1)."""
+    questions.jsonl (one line per test question: its index n, subject, answer, prediction and correct 0|1), and
+    fingerprint.json."""
     summary = {key: value for key, value in result.items() if key != "questions"}
     with atomic_output(out) as out_dir:
         out_dir.mkdir()
+        write_json(out_dir / FINGERPRINT, fingerprint)
         write_json(out_dir / "mmlu.json", summary)
         write_jsonl(out_dir / "questions.jsonl", result["questions"])
     print(f"{name}: MMLU-format accuracy ({result['format']}) {result['accuracy']:.4f} over {result['n']} questions")

@@ -6,6 +6,7 @@ from pathlib import Path
 from ..data.prepared import prepared_split, validation_rows
 from ..data.schema import row_kind
 from ..files import atomic_output, write_json, write_jsonl
+from ..numerics import FILE as FINGERPRINT
 from .generation import greedy_generate
 from .pii import pii_extraction
 from .scoring import row_score, task_aggregate, task_scores
@@ -20,7 +21,7 @@ def score_generations(rows: list[dict], generations: list[str]):
     return scores, records
 
 
-def evaluate_task(model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int, clean_up: bool = False):
+def evaluate_task(model, tokenizer, rows: list[dict], max_new_tokens: int, batch_size: int, clean_up: bool):
     """Greedy generations of every row's input (`clean_up`: the official decoding clean-up), scored by
     score_generations."""
     generations = greedy_generate(model, tokenizer, [row["input"] for row in rows], max_new_tokens, batch_size,
@@ -57,10 +58,12 @@ def run(model, tokenizer, inputs: dict, max_new_tokens: int, batch_size: int, la
     return result
 
 
-def write(out: Path, result: dict, name: str) -> None:
-    """scores.json, generations.jsonl (and generations_validation.jsonl) and pii.json in the directory `out`."""
+def write(out: Path, result: dict, name: str, fingerprint: dict) -> None:
+    """scores.json, generations.jsonl (and generations_validation.jsonl), pii.json and fingerprint.json (what computed
+    them) in the directory `out`."""
     with atomic_output(out) as out_dir:
         out_dir.mkdir()
+        write_json(out_dir / FINGERPRINT, fingerprint)
         write_json(out_dir / "scores.json", result["scores"])
         write_jsonl(out_dir / "generations.jsonl", result["records"])
         if "validation_records" in result:

@@ -17,9 +17,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 PICKLE_HINT = "or set `model.allow_pickle: true` if you trust the file (unpickling can run code)"
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name) -> torch.device:
     """`auto`: CUDA when present, else the CPU. `auto` and `cuda` on a machine with several GPUs: the first one no
-    other stage process holds (claim_gpu); `cuda:N` is that GPU."""
+    other stage process holds (claim_gpu); `cuda:N` is that GPU. A torch.device is already resolved."""
+    if isinstance(name, torch.device):
+        return name
     if name == "auto" and not torch.cuda.is_available():
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

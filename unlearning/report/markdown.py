@@ -65,6 +65,7 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
         f"method {metrics['method']}, beta {metrics['beta']}. Data: {info['source']}, {metrics['split']} split. "
         f"{mmlu_label(metrics)} column: {mmlu_source}, scored as {FORMAT_NAMES.get(before['mmlu_format'], 'named')}.",
         "",
+        *computed_lines(metrics),
         f"| model | final score | task aggregate | MIA AUC | MIA score | {mmlu_label(metrics)} | member NLL "
         "| non-member NLL |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -83,6 +84,7 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
         "",
     ]
     lines += seed_section(metrics)
+    lines += apart_section(metrics)
     lines += method_section(metrics)
     lines += sweep_section(metrics)
     lines += twelve_numbers_section(metrics)
@@ -95,6 +97,37 @@ def markdown_report(metrics: dict, info: dict, mmlu_source: str) -> str:
         lines.append("")
     lines += ["## Plots", ""] + [f"![{title}](plots/{png})" + "\n" for png, title in PLOTS.items()]
     return "\n".join(lines)
+
+
+def computed_lines(metrics: dict) -> list[str]:
+    """Where every number was computed, and a warning when the target's own evaluation cannot be set beside the
+    headline's."""
+    computed = metrics["computed"]
+    lines = [f"Computed: {computed['description']}; target {computed['target_sha256'][:12]}…, numerics "
+             f"{computed['numerics']} (reports/metrics/runs.json has the fingerprints). The tables hold only runs "
+             "with this target and these numerics.", ""]
+    if "target" in computed["apart"]:
+        lines += [f"**Before and after are not comparable**: against the headline's, the target's evaluation has "
+                  f"{'; '.join(computed['apart']['target']['reasons'])}.", ""]
+    return lines
+
+
+def apart_section(metrics: dict) -> list[str]:
+    """The runs whose target or numerics differ from the headline's, with the reasons and hashes, outside every
+    table that compares runs."""
+    apart = metrics["computed"]["apart"]
+    if not apart:
+        return []
+    lines = ["## Not comparable with the headline run", "",
+             "Computed on another target or under other numerics (a result from another machine's cache, say): "
+             "rerun them here (`dvc repro --force` on their stages) to compare them.", "",
+             f"| run | why | target | numerics | final score | task aggregate | MIA score | {mmlu_label(metrics)} |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for run, entry in apart.items():
+        row = metrics["apart"][run]
+        lines.append(f"| {run} | {'; '.join(entry['reasons'])} | {entry['target'][:12]}… | {entry['numerics']} | "
+                     + row_values(row, ("final", "task_aggregate", "mia_score", "mmlu")) + " |")
+    return lines + [""]
 
 
 def fmt_spread(spread: dict) -> str:

@@ -17,6 +17,8 @@ from ..data.schema import KINDS, SETS, TASKS
 from ..evaluation.pii import PII_KINDS
 from ..evaluation.scoring import final_score
 from ..files import read_json
+from ..numerics import FILE as FINGERPRINT
+from ..numerics import describe, differences, identity
 from .intervals import SEED, model_intervals
 
 CELL_LABELS = [f"{s[0].upper()}{task[-1]} {kind}" for s in SETS for task in TASKS for kind in KINDS]
@@ -127,6 +129,25 @@ def seed_spread(rows: dict[int, dict]) -> dict:
     return spread
 
 
+def run_identity(eval_dir: Path) -> dict:
+    """The target and numerics behind one model's three evaluations (numerics.identity of their fingerprints)."""
+    return identity([read_json(Path(eval_dir) / part / FINGERPRINT) for part in ("task", "mia", "mmlu")])
+
+
+def provenance(identities: dict[str, dict]) -> dict:
+    """Where the report's numbers were computed: the headline's identity, and every run (by model folder) that
+    cannot be compared with it, with the reasons. The tables leave those runs out and list them apart."""
+    reference = identities["unlearned"]
+    apart = {}
+    for run, found in sorted(identities.items()):
+        reasons = differences(found, reference) if run != "unlearned" else []
+        if reasons:
+            apart[run] = {"reasons": reasons, "target": found["target"], "numerics": found["numerics"]}
+    return {"target_sha256": reference["target"], "numerics": reference["numerics"],
+            "description": "; ".join(describe(computed) for computed in reference["evaluation"]),
+            "identity": reference, "apart": apart}
+
+
 def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: str, beta, steps: int, min_k: float,
                   sweep: list[int], methods: list[str], baselines: list[str], resamples: int,
                   confidence: float, seed: int = 0, seeds: list[int] = ()) -> dict:
@@ -134,8 +155,14 @@ def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: 
     a row per method and per triple, every score with its interval (`resamples`, `confidence`: `report.*`)."""
     triples, method_table = sweep_runs(sweep, layers), method_runs(method, methods, baselines)
     seed_runs = seed_models(seed, seeds)
-    summaries = {run: model_summary(Path(eval_dir) / run, resamples, confidence)
-                 for run in sorted({"target", *triples.values(), *method_table.values(), *seed_runs.values()})}
+    runs = sorted({"target", *triples.values(), *method_table.values(), *seed_runs.values()})
+    computed = provenance({run: run_identity(Path(eval_dir) / run) for run in runs})
+    summaries = {run: model_summary(Path(eval_dir) / run, resamples, confidence) for run in runs}
+
+    def comparable(table: dict) -> dict:
+        return {key: run for key, run in table.items() if run not in computed["apart"]}
+
+    triples, method_table, seed_runs = comparable(triples), comparable(method_table), comparable(seed_runs)
     return {
         "split": split, "layers": layers, "alpha": alpha, "method": method, "beta": beta, "steps": steps,
         "seed": seed, "min_k": min_k,
@@ -147,6 +174,8 @@ def build_metrics(eval_dir: Path, split: str, layers: list[int], alpha, method: 
         "sweep": {str(first): sweep_row(summaries[run]) for first, run in triples.items()},
         "seeds": {str(other): run_row(summaries[run]) for other, run in sorted(seed_runs.items())},
         "seed_spread": seed_spread({other: summaries[run] for other, run in seed_runs.items()}),
+        "computed": computed,
+        "apart": {run: run_row(summaries[run]) for run in computed["apart"]},
     }
 
 
@@ -158,9 +187,11 @@ RUN_SCORES = tuple(HEADLINE_KEYS)
 
 
 def headline_metrics(metrics: dict) -> dict:
-    """reports/metrics.json: the headline run's five scores, rounded (the other files keep every digit)."""
-    return {short: None if metrics["after"][key] is None else round(metrics["after"][key], HEADLINE_DIGITS)
-            for key, short in HEADLINE_KEYS.items()}
+    """reports/metrics.json: the headline run's five scores, rounded (the other files keep every digit), and the
+    short ids of its target and numerics, so that `dvc exp show` shows which experiments can be compared."""
+    scores = {short: None if metrics["after"][key] is None else round(metrics["after"][key], HEADLINE_DIGITS)
+              for key, short in HEADLINE_KEYS.items()}
+    return {**scores, "target": metrics["computed"]["target_sha256"][:8], "numerics": metrics["computed"]["numerics"]}
 
 
 def run_scores(row: dict) -> dict:
@@ -178,7 +209,7 @@ def run_metrics(metrics: dict) -> dict:
                      **{f"sweep/{first}": run_scores(row) for first, row in metrics["sweep"].items()},
                      **{f"method/{name}": run_scores(row) for name, row in metrics["methods"].items()},
                      **{f"seed/{seed}": run_scores(row) for seed, row in metrics["seeds"].items()}},
-            "seed_spread": metrics["seed_spread"]}
+            "seed_spread": metrics["seed_spread"], "computed": metrics["computed"]}
 
 
 def detail_files(metrics: dict) -> dict[str, dict]:

@@ -11,6 +11,11 @@ alpha=0.5,1,2,4,8 -S unlearn.seed=0,1,2 && dvc queue start`. The alpha table and
 commit whose params equal the reference's (the current commit's, or --reference REV's) except for `alpha` and
 `unlearn.seed` (and `sweep`, `methods`, `seeds` and `baselines`, which do not change the headline run): the mean and
 spread over seeds of the final score and its parts for each alpha; the seed table gives them at the reference's alpha.
+
+Two experiments are compared only when their headline runs share the target (its weights' SHA-256) and the numerics
+that computed them (the fingerprints in runs.json: unlearning/numerics.py). The others are shown apart, each group
+with the reason and the hashes, and left out of the alpha and seed tables: a difference between them would mix a
+machine's effect into the params'.
 """
 import argparse
 import json
@@ -21,6 +26,7 @@ from pathlib import Path
 
 from ..errors import PipelineError, exit_on_error
 from ..files import atomic_output, write_json
+from ..numerics import differences
 from ..report.markdown import with_interval
 from ..report.plots import plt, save_figure
 from ..report.summary import HEADLINE_KEYS
@@ -67,11 +73,34 @@ def experiment_records(exp_show: list) -> list[dict]:
 
 
 def comparable(records: list[dict], reference: dict) -> list[dict]:
-    """Records whose params equal the reference's except for `alpha` and `unlearn.seed` (and IGNORED)."""
+    """Records with the reference's target and numerics whose params equal the reference's except for `alpha` and
+    `unlearn.seed` (and IGNORED)."""
     def fixed(params):
         return {key: value for key, value in params.items()
                 if key not in FREE + IGNORED and not key.startswith("attack.")}
-    return [r for r in records if fixed(r["params"]) == fixed(reference["params"])]
+    return [r for r in same_computation(records, reference)[0] if fixed(r["params"]) == fixed(reference["params"])]
+
+
+def same_computation(records: list[dict], reference: dict) -> tuple[list[dict], list[dict]]:
+    """(the records whose headline shares the reference's target and numerics, the groups of the others: each
+    {"reasons", "target", "numerics", "records"})."""
+    same, apart = [], []
+    for record in records:
+        reasons = [] if record is reference else differences(record["identity"], reference["identity"])
+        if not reasons:
+            same.append(record)
+            continue
+        key = (record["identity"] or {}).get("target"), (record["identity"] or {}).get("numerics")
+        group = next((g for g in apart if (g["target"], g["numerics"]) == key), None)
+        if group is None:
+            group = {"reasons": reasons, "target": key[0], "numerics": key[1], "records": []}
+            apart.append(group)
+        group["records"].append(record)
+    return same, apart
+
+
+def computed_label(identity: dict | None) -> str:
+    return "no fingerprint" if identity is None else f"target {identity['target'][:12]}…, numerics {identity['numerics']}"
 
 
 def spread(records: list[dict], by: str) -> dict:
@@ -101,16 +130,18 @@ def git_runs_file(rev: str) -> dict | None:
 
 
 def with_intervals(records: list[dict], read_runs=None) -> list[dict]:
-    """Each record with "intervals": part -> [low, high] of its headline run, and its scores at full precision
-    (reports/metrics.json rounds them), from its commit's runs.json; where that commit has none, the rounded
-    scores and no intervals (None)."""
+    """Each record with "intervals": part -> [low, high] of its headline run, its scores at full precision
+    (reports/metrics.json rounds them) and "identity", its target and numerics (None where none was recorded), from
+    its commit's runs.json; where that commit has none, the rounded scores and no intervals (None)."""
     out = []
     for record in records:
         runs = (read_runs or git_runs_file)(record["rev"])
         headline = ((runs or {}).get("runs") or {}).get("headline") or {}
         bounds = headline.get("intervals", {})
         after = {part: headline.get(part, value) for part, value in record["after"].items()}
-        out.append({**record, "after": after, "intervals": {part: bounds.get(part) for part in PARTS}})
+        identity = ((runs or {}).get("computed") or {}).get("identity")
+        out.append({**record, "after": after, "intervals": {part: bounds.get(part) for part in PARTS},
+                    "identity": identity})
     return out
 
 
@@ -147,11 +178,17 @@ def markdown_table(rows: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(row) + " |" for row in rows[1:]])
 
 
-def markdown(table: list[list[str]], alpha_table: dict, seed_row: dict, reference: dict) -> str:
+def markdown(table: list[list[str]], apart: list[dict], alpha_table: dict, seed_row: dict, reference: dict) -> str:
     lines = ["# Experiments compared", "",
-             "Every commit and experiment with results: the headline run's scores, in brackets their 95% bootstrap "
+             f"Every commit and experiment with results computed as {reference['name']}'s "
+             f"({computed_label(reference['identity'])}): the headline run's scores, in brackets their 95% bootstrap "
              "intervals over documents (reports/metrics/runs.json; n/a for a commit without it).", "",
-             *markdown_table(table), "",
+             *markdown_table(table), ""]
+    for group in apart:
+        lines += [f"## Not comparable with {reference['name']}: {'; '.join(group['reasons'])}", "",
+                  f"{computed_label(group['records'][0]['identity'])}.", "",
+                  *markdown_table(experiment_table(group["records"])), ""]
+    lines += [
              f"Reference: {reference['name']} ({reference['rev'][:7]}); experiments with the same params except "
              "`alpha` and `unlearn.seed`. Mean ± sample standard deviation over seeds (n = number of experiments).",
              "", "## Alpha", "", "| alpha | n | " + " | ".join(PARTS.values()) + " |",
@@ -215,17 +252,24 @@ def main(argv=None):
     same = comparable(records, reference)
     alpha_table = spread(same, "alpha")
     seed_row = alpha_table[reference["params"]["alpha"]]
-    table = experiment_table(records)
+    computed_alike, apart = same_computation(records, reference)
+    table = experiment_table(computed_alike)
+    print(f"computed as {reference['name']} ({computed_label(reference['identity'])}):")
     print(plain_table(table))
+    for group in apart:
+        print(f"\nnot comparable with {reference['name']}: {'; '.join(group['reasons'])}\n"
+              f"({computed_label(group['records'][0]['identity'])}):")
+        print(plain_table(experiment_table(group["records"])))
     with atomic_output(Path(args.out)) as out:
         out.mkdir()
-        (out / "compare.md").write_text(markdown(table, alpha_table, seed_row, reference), encoding="utf-8")
+        (out / "compare.md").write_text(markdown(table, apart, alpha_table, seed_row, reference), encoding="utf-8")
         write_json(out / "compare.json", {"reference": reference["name"], "alpha": {str(a): row for a, row in
                                                                                    alpha_table.items()}})
         plot_alpha(alpha_table, out / "alpha.png")
+    shown_apart = sum(len(group["records"]) for group in apart)
     print(f"compare: {len(same)} of {len(records)} experiments comparable with {reference['name']}: "
-          f"{len(alpha_table)} alpha values, {seed_row['n']} seed(s) at alpha {reference['params']['alpha']}; "
-          f"written to {args.out}/")
+          f"{len(alpha_table)} alpha values, {seed_row['n']} seed(s) at alpha {reference['params']['alpha']}"
+          + (f"; {shown_apart} computed otherwise, shown apart" if shown_apart else "") + f"; written to {args.out}/")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ For every stage of dvc.yaml (a foreach stage for its template and for each item 
 command `python -m stages.<name> ...` names the entry module. Its code dependencies are every project module it
 imports, directly or through others, found by following `import` statements with the ast module (imports inside
 functions count; so do the packages' __init__.py files, which Python runs too). Its params are what the module
-declares it reads (PARAMS, or params_read(args) for the stage's arguments); config.load hands a stage those keys
-and no others. params.yaml and docs/params.md are rendered from config.SCHEMA.
+declares it reads (PARAMS, or params_read(args) for the stage's arguments), and what its package reads for every
+stage (stages.PARAMS: the numerics, pinned before torch loads); config.load hands a stage its keys and no others.
+params.yaml and docs/params.md are rendered from config.SCHEMA.
 """
 import argparse
 import ast
@@ -131,9 +132,12 @@ def declared_params(module: str, argv: list[str], root: Path) -> list[str]:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     stage = importlib.import_module(module)
-    if hasattr(stage, "params_read"):
-        return list(stage.params_read(stage.parse_args(argv)))
-    return list(stage.PARAMS)
+    keys = list(stage.params_read(stage.parse_args(argv)) if hasattr(stage, "params_read") else stage.PARAMS)
+    if any(isinstance(key, dict) for key in keys):  # `- params.yaml:`, the whole file, covers every key
+        return keys
+    # the package's own reads (stages/__init__.py pins the numerics in every stage process)
+    package = importlib.import_module(module.rpartition(".")[0])
+    return list(dict.fromkeys(keys + list(getattr(package, "PARAMS", ()))))
 
 
 def _substitute(text: str, item) -> str:
