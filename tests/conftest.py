@@ -1,4 +1,5 @@
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -8,7 +9,8 @@ from unlearning import numerics
 
 # Before torch loads, as a stage process does (stages/__init__.py): the tests that run a stage's main() in this
 # process then run it under the default's portable numerics, with this worker's share of the cores.
-numerics.pin("portable", threads_per_worker())
+if numerics.pin("portable", threads_per_worker()):  # the MKL shim (a CPU that is not Intel's): start again with it
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -252,8 +252,8 @@ SCHEMA = {
     "numerics": Section("how every stage computes: portable (the same bytes on every x86-64 CPU with AVX2, Intel or "
                         "AMD, any core count; docs/reliability.md) or the machine's own", {
         "mode": Param("portable", Choice("portable", "native"),
-                      "portable: torch's AVX2 kernels, MKL's COMPATIBLE path, deterministic algorithms; native: the "
-                      "fastest kernels this machine has (its results are its own)"),
+                      "portable: torch's, MKL's and oneDNN's AVX2 code paths on any CPU, deterministic algorithms; "
+                      "native: the fastest kernels this machine has (its results are its own)"),
         "threads": Param(2, Number(minimum=1, integer=True),
                          "threads of every stage process, whatever the machine's core count (results depend on the "
                          "count)"),

@@ -4,16 +4,21 @@ core count; and the fingerprint every model and evaluation records of what compu
 A float result depends on the order of its operations, and on a CPU the libraries choose that order by machine:
 - torch's own kernels (ATen) are compiled for several vector widths and run at the widest the CPU has; a sum in
   16 lanes (AVX-512) rounds otherwise than one in 8 (AVX2). ATEN_CPU_CAPABILITY=avx2 fixes the width.
-- matrix products go to MKL, which picks its code path by CPU model and vendor, and runs on an AMD CPU a path that no
-  Intel CPU runs. Of its reproducible paths (MKL_CBWR) only COMPATIBLE is offered on non-Intel CPUs, so it is the
-  one that gives an Intel and an AMD CPU the same products (docs/reliability.md has the measurements).
+- matrix products go to MKL, which picks its code path by CPU model and vendor. MKL_CBWR=AVX2 fixes Intel's AVX2
+  path, the same on every Intel CPU with AVX2 (MKL's conditional numerical reproducibility). On any other CPU MKL
+  ignores the setting and runs a path of its own, unless it is told that the CPU is an Intel one: its internal
+  mkl_serv_intel_cpu_true, replaced by a one-line library loaded first (LD_PRELOAD; built with the C compiler on
+  first use, `mkl_shim`). Then an AMD CPU runs Intel's AVX2 path, instruction for instruction. (MKL's only
+  reproducible path that it documents for other vendors, COMPATIBLE, is SSE2: it made the default 1.8x slower.)
 - oneDNN (bfloat16 on a CPU) dispatches by ISA as well: ONEDNN_MAX_CPU_ISA=AVX2.
 - the number of threads splits work whose result depends on the split: `numerics.threads`, the same on every
-  machine (one thread gives other bits than two or more).
+  machine, whatever its cores.
 - torch.use_deterministic_algorithms, for what has a nondeterministic implementation (mostly on GPUs).
 The libraries read their variables when they load, so `pin` sets them in the environment before torch is imported
-(stages/__init__.py, for every stage process), over whatever the caller's environment says; `apply`, after the
-import, sets what torch sets at run time and refuses to work if the pins did not take effect.
+(stages/__init__.py, for every stage process), over whatever the caller's environment says; LD_PRELOAD only works
+from a process's start, so a process that needs the shim starts again with it, before torch loads. `apply`, after
+the import, sets what torch sets at run time and refuses to work if a pin did not take effect (it asks MKL which
+path it runs).
 
 `native` leaves every kernel choice to the machine (faster, and the results are the machine's own); the fingerprint
 then names the CPU. On a GPU, `portable` turns on deterministic algorithms: the same GPU model with the same software
@@ -24,18 +29,24 @@ import json
 import os
 import platform
 import re
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 from .errors import PipelineError
 
 MODES = ("portable", "native")
-PORTABLE_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+PORTABLE_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+MKL_BRANCH, MKL_AVX2 = 1, 10  # mkl_serv_cbwr_get(MKL_CBWR_BRANCH) and its answer for MKL_CBWR_AVX2
 # set by `pin` before torch loads, read by `apply` and `fingerprint`: the pins this process runs under
 PINNED = "UNLEARNING_NUMERICS"
 PORTABLE_CPU = "any x86-64 CPU with AVX2 and FMA"
 # the CPU flags that change which kernels run, recorded by native fingerprints
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile",
              "amx_bf16")
+SHIM_SOURCE = "/* MKL takes Intel's code paths on this CPU (unlearning/numerics.py) */\n" \
+              "int mkl_serv_intel_cpu_true(void) { return 1; }\n"
 
 
 def environment(mode: str, threads: int) -> dict[str, str]:
@@ -49,28 +60,84 @@ def environment(mode: str, threads: int) -> dict[str, str]:
     return variables
 
 
-def pin(mode: str, threads: int, environ=os.environ) -> None:
+def cpu_fields() -> dict:
+    """The first processor's fields of /proc/cpuinfo (model name, vendor_id, flags), {} where there is none."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+                if key.strip() == "flags":
+                    break
+    except OSError:
+        pass
+    return fields
+
+
+def cpu_vendor() -> str:
+    return cpu_fields().get("vendor_id", "unknown")
+
+
+def mkl_shim() -> Path:
+    """The library that tells MKL it runs on an Intel CPU, built once per user with the C compiler ($CC, cc or gcc)
+    into the cache folder ($XDG_CACHE_HOME or ~/.cache, unlearning/)."""
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unlearning"
+    library = folder / f"mkl_intel_cpu_{hashlib.sha256(SHIM_SOURCE.encode()).hexdigest()[:8]}.so"
+    if library.is_file():
+        return library
+    compiler = next((found for found in (os.environ.get("CC"), "cc", "gcc") if found and shutil.which(found)), None)
+    if compiler is None:
+        raise PipelineError(f"numerics: portable numerics on this {cpu_vendor()} CPU need a C compiler to build a "
+                            "one-line library for MKL (none of $CC, cc, gcc found); install gcc, or set "
+                            "`numerics.mode: native` (its results are this machine's)")
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f"{library.stem}.c"
+    source.write_text(SHIM_SOURCE, encoding="utf-8")
+    partial = library.with_suffix(f".{os.getpid()}.tmp")
+    built = subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(partial), str(source)],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        raise PipelineError(f"numerics: {compiler} could not build {library.name} "
+                            f"({(built.stderr.strip().splitlines() or ['no message'])[-1]}); install gcc, or set "
+                            "`numerics.mode: native`")
+    partial.replace(library)
+    return library
+
+
+def pin(mode: str, threads: int, environ=os.environ) -> bool:
     """Set `environment(mode, threads)`, overriding what is there, in native mode removing the kernel pins; before
-    torch is imported, or the libraries have already chosen their paths."""
+    torch is imported, or the libraries have already chosen their paths. On a CPU that is not Intel's, portable mode
+    adds the MKL shim to LD_PRELOAD; True when it was not there yet, so that the process must start again (os.execv)
+    for the dynamic loader to load it."""
     if "torch" in sys.modules:
         raise RuntimeError("numerics.pin after torch was imported: the kernels' code paths are already chosen")
     if mode == "native":
         for name in PORTABLE_KERNELS:
             environ.pop(name, None)
     environ.update(environment(mode, threads))
+    if mode != "portable" or platform.machine() != "x86_64" or cpu_vendor() == "GenuineIntel":
+        return False
+    shim = str(mkl_shim())
+    preloaded = environ.get("LD_PRELOAD", "").split()
+    if shim in preloaded:
+        return False
+    environ["LD_PRELOAD"] = " ".join([shim, *preloaded])
+    return True
 
 
-def pin_from_params(path) -> None:
-    """`pin` with params.yaml's `numerics`, for a stage process. Anything wrong with the file is left to the stage,
-    whose validation names it before any work."""
+def pin_from_params(path) -> bool:
+    """`pin` with params.yaml's `numerics`, for a stage process; True when the process must start again. Anything
+    wrong with the file is left to the stage, whose validation names it before any work."""
     import yaml
     try:
         settings = yaml.safe_load(open(path, encoding="utf-8"))["numerics"]
         mode, threads = settings["mode"], settings["threads"]
     except Exception:
-        return
+        return False
     if mode in MODES and isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
-        pin(mode, threads)
+        return pin(mode, threads)
+    return False
 
 
 def pinned() -> tuple[str, int] | None:
@@ -78,6 +145,19 @@ def pinned() -> tuple[str, int] | None:
     value = os.environ.get(PINNED, "")
     mode, _, threads = value.partition(":")
     return (mode, int(threads)) if mode in MODES and threads.isdigit() else None
+
+
+def mkl_branch() -> int | None:
+    """The code path MKL runs (mkl_serv_cbwr_get: 10 is AVX2, 2 AUTO, 1 no pinned path), asked of the MKL inside
+    torch; None where torch has no MKL."""
+    import ctypes
+
+    import torch
+    try:
+        library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        return library.mkl_serv_cbwr_get(MKL_BRANCH)
+    except (OSError, AttributeError):
+        return None
 
 
 def apply(settings: dict, device) -> None:
@@ -96,13 +176,18 @@ def apply(settings: dict, device) -> None:
     if platform.machine() not in ("x86_64", "AMD64"):
         raise PipelineError(f"params.yaml: `numerics.mode` portable pins x86-64 kernels and this machine is "
                             f"{platform.machine()}; set `numerics.mode: native` (its results are this machine's)")
-    if pinned() is None or pinned()[0] != "portable" or os.environ.get("MKL_CBWR") != "COMPATIBLE":
+    if pinned() is None or pinned()[0] != "portable" or os.environ.get("MKL_CBWR") != PORTABLE_KERNELS["MKL_CBWR"]:
         raise PipelineError("numerics: torch was imported before the portable pins were set; run stages as "
                             "`python -m stages.<name>` (as dvc.yaml does), or call unlearning.numerics.pin first")
     capability = torch.backends.cpu.get_cpu_capability()
     if capability != "AVX2":
         raise PipelineError(f"params.yaml: `numerics.mode` portable needs {PORTABLE_CPU}; torch runs its "
                             f"{capability} kernels here; set `numerics.mode: native` (its results are this machine's)")
+    branch = mkl_branch()
+    if branch != MKL_AVX2:
+        found = "a torch without MKL" if branch is None else f"MKL on code path {branch}, not AVX2 ({MKL_AVX2})"
+        raise PipelineError(f"numerics: portable numerics need MKL's AVX2 path and this {cpu_vendor()} CPU runs "
+                            f"{found}; set `numerics.mode: native` (its results are this machine's)")
 
 
 def _mkl_version() -> str | None:
@@ -113,15 +198,7 @@ def _mkl_version() -> str | None:
 
 def _cpu_model() -> dict:
     """The CPU's model name, vendor and the flags of ISA_FLAGS it has (from /proc/cpuinfo on Linux)."""
-    fields = {}
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-            if key.strip() == "flags":
-                break
-    except OSError:
-        pass
+    fields = cpu_fields()
     flags = set(fields.get("flags", "").split())
     return {"model": fields.get("model name", platform.processor() or platform.machine()),
             "vendor": fields.get("vendor_id", "unknown"), "flags": [flag for flag in ISA_FLAGS if flag in flags]}
@@ -135,8 +212,8 @@ def fingerprint(device, dtype) -> dict:
     import torch
     import transformers
     mode = (pinned() or ("native", None))[0]
-    portable = (mode == "portable" and os.environ.get("MKL_CBWR") == "COMPATIBLE"
-                and torch.backends.cpu.get_cpu_capability() == "AVX2")
+    portable = (mode == "portable" and torch.backends.cpu.get_cpu_capability() == "AVX2"
+                and mkl_branch() == MKL_AVX2)
     record = {
         "numerics": "portable" if portable else "native",
         "threads": torch.get_num_threads(),
@@ -196,7 +273,7 @@ def identity(entries: list[dict]) -> dict:
 
 
 def describe(computed: dict) -> str:
-    """One line for a person: 'portable (AVX2 kernels, MKL COMPATIBLE, 2 threads), cpu float32, torch 2.13.0+cpu,
+    """One line for a person: 'portable (AVX2 kernels, MKL AVX2, 2 threads), cpu float32, torch 2.13.0+cpu,
     transformers 5.25.0'."""
     kernels, versions = computed["kernels"], computed["versions"]
     where = computed["device"] + (f" {computed['gpu']['name']}" if "gpu" in computed else "")

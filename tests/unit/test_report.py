@@ -23,7 +23,7 @@ from unlearning.report.summary import build_metrics, detail_files, headline_metr
 SCALARS = ("final", "task_aggregate", "mia_auc", "mia_score", "mmlu")
 # what the evaluation stages record of where they ran (unlearning/numerics.py), shortened
 COMPUTED = {"numerics": "portable", "threads": 2, "device": "cpu", "dtype": "float32",
-            "kernels": {"aten": "AVX2", "mkl": "COMPATIBLE", "onednn": "AVX2", "deterministic": True},
+            "kernels": {"aten": "AVX2", "mkl": "AVX2", "onednn": "AVX2", "deterministic": True},
             "cpu": numerics.PORTABLE_CPU, "versions": {"torch": "2.13.0+cpu", "transformers": "5.25.0"}}
 TARGET_SHA = "5" * 64
 
@@ -383,7 +383,7 @@ def test_a_run_computed_otherwise_is_left_out_of_the_tables_and_listed_apart(tmp
     assert set(apart) == {"method/rmu", "sweep/13"}
     assert apart["sweep/13"]["reasons"] == [f"another target ({'6' * 12}… vs {'5' * 12}…)"]
     assert apart["method/rmu"]["reasons"][0].startswith("evaluation under other numerics (kernels.aten AVX512 vs "
-                                                        "AVX2; kernels.mkl by CPU vs COMPATIBLE; numerics native")
+                                                        "AVX2; kernels.mkl by CPU vs AVX2; numerics native")
     report = markdown_report(metrics, {"source": "synthetic"}, "builtin")
     section = report[report.index("## Not comparable with the headline run"):]
     assert "| method/rmu | evaluation under other numerics" in section and f"| {'6' * 12}… |" in section

@@ -96,3 +96,26 @@ def test_mia():
 
 def test_final_score_is_the_mean():
     assert final_score(0.3, 0.6, 0.9) == pytest.approx(0.6)
+
+
+def official_csv_round_trip(generations: list[str]) -> list[str]:
+    """What the organizers' script scores: its generations written with DataFrame.to_csv, read back with
+    pandas.read_csv and turned to text with str() (evaluate_generations.py, compute_metrics)."""
+    import io
+
+    import pandas as pd
+    buffer = io.StringIO()
+    pd.DataFrame({"model_output": generations}).to_csv(buffer, index=False)
+    buffer.seek(0)
+    return [str(value) for value in pd.read_csv(buffer)["model_output"]]
+
+
+def test_the_official_csv_round_trip_turns_missing_value_strings_into_nan_and_scores_them_so():
+    """docs/scoring.md: the project scores the generations themselves; the official script scores what its CSV gives
+    back, where a whole output of "", "N/A", "None", "null" or "nan" is the string 'nan'."""
+    generations = ["", "N/A", "None", "null", "nan", "Paris", " spaced ", "a, b"]
+    assert official_csv_round_trip(generations) == ["nan"] * 5 + ["Paris", " spaced ", "a, b"]
+    reference = "N/A is a common answer in a form"
+    assert rouge_l_recall(reference, "N/A") == pytest.approx(2 / 9)    # its tokens "n", "a" of the nine
+    assert rouge_l_recall(reference, official_csv_round_trip(["N/A"])[0]) == 0.0
+    assert exact_match("N/A", "N/A") == 1.0 and exact_match("N/A", official_csv_round_trip(["N/A"])[0]) == 0.0
