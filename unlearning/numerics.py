@@ -167,6 +167,9 @@ def apply(settings: dict, device) -> None:
     mode, threads = settings["mode"], settings["threads"]
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(mode == "portable", warn_only=device.type != "cpu")
+    # deterministic mode also fills every new tensor with NaN, which only shows a kernel that reads memory it did not
+    # write; no result depends on it, and it costs a fill per allocation
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = mode == "portable"

@@ -57,8 +57,14 @@ def workdir(tmp_path_factory):
     return workdir
 
 
-def test_the_pins_hold_whatever_the_caller_sets_and_without_them_the_weights_differ(workdir):
-    pinned, record = train_target(workdir, "portable")
+@pytest.fixture(scope="module")
+def portable(workdir):
+    """The tiny target's (weights' SHA-256, fingerprint.json), trained under the pins in a plain environment."""
+    return train_target(workdir, "portable")
+
+
+def test_the_pins_hold_whatever_the_caller_sets_and_without_them_the_weights_differ(workdir, portable):
+    pinned, record = portable
     assert train_target(workdir, "portable", CALLER)[0] == pinned
     computed = record["computed"]
     assert computed["numerics"] == "portable" and computed["threads"] == 2 and computed["cpu"] == numerics.PORTABLE_CPU
@@ -71,11 +77,11 @@ def test_the_pins_hold_whatever_the_caller_sets_and_without_them_the_weights_dif
 
 
 @pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler to build the MKL shim")
-def test_on_a_cpu_that_is_not_intels_the_stage_starts_again_with_the_mkl_shim(workdir, tmp_path):
+def test_on_a_cpu_that_is_not_intels_the_stage_starts_again_with_the_mkl_shim(workdir, portable, tmp_path):
     """Where MKL would take its own code path (an AMD CPU), the stage process builds the shim, starts again with it
     preloaded, and trains the weights an Intel CPU trains (here, on whatever CPU runs the test, the shim changes
     nothing MKL does on an Intel one; benchmarks/cross_cpu.py runs the real thing under an emulated AMD EPYC)."""
-    pinned, _ = train_target(workdir, "portable")
+    pinned, _ = portable
     write_params(workdir, {**TINY, "numerics": {"mode": "portable", "threads": 2}})
     result = subprocess.run([sys.executable, "-c", AS_AMD, "--data", "data/prepared", "--out", "models/target"],
                             cwd=workdir, capture_output=True, text=True,
