@@ -6,10 +6,9 @@ A clone of this repository's committed HEAD in a temporary folder, its DVC cache
 (`dvc repro` here first), so `prepare`, `target` and the `@target` evaluations are restored, not rerun. Each
 experiment is the headline run on another triple (`-S layers=[N,N+1,N+2]`, with `sweep`, `methods`, `baselines` and
 `seeds` empty so that it is that run alone): `unlearn`, its three evaluations and the report. The experiments run
-three times: through `dvc queue start -j 1` with every core's thread (OMP_NUM_THREADS = cores), then, the run-cache
-emptied, through `-j N` with the cores shared (cores / N threads each), and through `-j N` with every worker on
-every core (the default when OMP_NUM_THREADS is unset). While they run, the stage processes'
-OMP_NUM_THREADS is read from /proc, to show that the variable given to `dvc queue start` reaches them.
+twice: through `dvc queue start -j 1`, then, the run-cache emptied, through `-j N`. Every stage process runs
+`numerics.threads` threads whatever the environment (unlearning/numerics.py), so N workers run N times that many; while
+they run, the stage processes' OMP_NUM_THREADS is read from /proc to show it.
 """
 import argparse
 import os
@@ -43,10 +42,10 @@ def stage_threads() -> set[str]:
     return seen
 
 
-def through_queue(repo: Path, first_layers: list[int], workers: int, threads: int) -> tuple[float, set, int]:
+def through_queue(repo: Path, first_layers: list[int], workers: int) -> tuple[float, set, int]:
     """(wall seconds from `dvc queue start` to the last experiment's end, the stage processes' OMP_NUM_THREADS seen,
     the most experiments seen running at once)."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = dict(os.environ)
     for first in first_layers:
         run([*DVC, "exp", "run", "--queue", "-S", f"layers=[{first},{first + 1},{first + 2}]", *TRIM], repo, env)
     started = time.monotonic()
@@ -66,8 +65,7 @@ def through_queue(repo: Path, first_layers: list[int], workers: int, threads: in
     if len(re.findall(r"\bSuccess\b", status)) != len(first_layers):
         sys.exit(f"dvc_queue.py: not every experiment succeeded:\n{status}")
     run([*DVC, "queue", "remove", "--success"], repo)
-    # an idle worker outlives its queue and keeps the environment it started with: the next pass's
-    # `dvc queue start` would hand it work under the old OMP_NUM_THREADS
+    # an idle worker outlives its queue: the next pass's `dvc queue start -j N` would find it and start fewer
     run([*DVC, "queue", "stop"], repo)
     while "0 active, 0 idle" not in run([*DVC, "queue", "status"], repo):
         time.sleep(1)
@@ -87,22 +85,16 @@ def main():
         run([*DVC, "pull", "-q"], repo)
         if subprocess.run([*DVC, "status", "-q"], cwd=repo).returncode != 0:
             sys.exit("dvc_queue.py: the clone is not up to date; run `dvc repro` in the workspace and commit dvc.lock")
-        one_at_a_time, threads_1, most_1 = through_queue(repo, args.first_layers, 1, cores)
+        one_at_a_time, threads_1, most_1 = through_queue(repo, args.first_layers, 1)
         shutil.rmtree(repo / ".dvc" / "cache" / "runs")
-        at_once, threads_n, most_n = through_queue(repo, args.first_layers, workers, max(1, cores // workers))
-        shutil.rmtree(repo / ".dvc" / "cache" / "runs")
-        crowded, threads_c, most_c = through_queue(repo, args.first_layers, workers, cores)
+        at_once, threads_n, most_n = through_queue(repo, args.first_layers, workers)
     print(f"{workers} experiments (layers from {args.first_layers}), {cores} cores, `uptime` at the end: "
           f"{os.getloadavg()[0]:.2f}")
-    print(f"  dvc queue start -j 1, OMP_NUM_THREADS={cores}: {one_at_a_time:6.1f} s  (stages saw OMP_NUM_THREADS "
-          f"{sorted(threads_1)}, at most {most_1} running)")
-    print(f"  dvc queue start -j {workers}, OMP_NUM_THREADS={max(1, cores // workers)}: {at_once:6.1f} s  (stages saw "
-          f"{sorted(threads_n)}, at most {most_n} running)")
-    print(f"  dvc queue start -j {workers}, OMP_NUM_THREADS={cores}: {crowded:6.1f} s  (stages saw "
-          f"{sorted(threads_c)}, at most {most_c} running)")
-    print(f"  -j {workers} against -j 1: {one_at_a_time / at_once:.2f}x with the cores shared, "
-          f"{one_at_a_time / crowded:.2f}x with every worker on every core")
-
+    print(f"  dvc queue start -j 1: {one_at_a_time:6.1f} s  (stages ran OMP_NUM_THREADS {sorted(threads_1)}, "
+          f"at most {most_1} running)")
+    print(f"  dvc queue start -j {workers}: {at_once:6.1f} s  (stages ran OMP_NUM_THREADS {sorted(threads_n)}, "
+          f"at most {most_n} running)")
+    print(f"  -j {workers} against -j 1: {one_at_a_time / at_once:.2f}x")
 
 if __name__ == "__main__":
     main()
