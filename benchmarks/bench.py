@@ -4,7 +4,7 @@
 
 RMU: steps per second of the reference engine (whole model every step, frozen copy recomputed), the lean engine
 (cached inputs, layers l-2..l only) and the fast engine (the same, layer l-2 cut to its down_proj), on the default
-model (params.yaml `model.scratch`, layers 29-31) and
+model (params.yaml `model.scratch` and `layers`) and
 on a larger random OLMo; and the fast step's time as a ratio to the floor, a bare forward + backward of the three
 layers on the same forget and retain batches. Evaluation: rows per second of one-at-a-time vs batched greedy
 generation on the default model. Models are random-initialised (speed does not depend on what they know), except

@@ -157,27 +157,6 @@ class LayerTriple:
         return "three consecutive layer indices"
 
 
-class FirstLayers:
-    def __call__(self, value, key):
-        if (not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                                   for v in value) or len(set(value)) != len(value)):
-            _fail(key, f"is {value!r}; use a list of distinct first layers, e.g. sweep: [0, 8, 16, 24] for the "
-                       "triples 0-2, 8-10, 16-18, 24-26 (or [] for no sweep)")
-
-    def describe(self):
-        return "list of distinct layer indices"
-
-
-class Seeds:
-    def __call__(self, value, key):
-        if (not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-                or len(set(value)) != len(value)):
-            _fail(key, f"is {value!r}; use a list of distinct integers, e.g. seeds: [1, 2] (or [] for none)")
-
-    def describe(self):
-        return "list of distinct integers"
-
-
 class MethodName:
     """The name of a method; which names exist is the method tables' business (unlearning/methods), checked by the
     stage that runs it, so that this schema imports no method."""
@@ -190,29 +169,51 @@ class MethodName:
         return "a method name"
 
 
-class MethodNames:
-    def __call__(self, value, key):
-        if (not isinstance(value, list) or not all(isinstance(v, str) and NAME.fullmatch(v) for v in value)
-                or len(set(value)) != len(value)):
-            _fail(key, f"is {value!r}; use a list of distinct method names (or [] for none)")
+class DistinctList:
+    """A list of distinct items, each of which `item` accepts; `use` says in the error what to write instead. The
+    runs beside the headline (`sweep`, `seeds`, `methods`, `baselines`) and the attacked models are such lists."""
 
-    def describe(self):
-        return "list of distinct method names"
-
-
-class AttackedModels:
-    """Models to attack, named by their folder under models/; that each is a run of this pipeline is checked by
-    check_params, which sees the other keys."""
-    PATTERN = re.compile(r"target|unlearned|method/[a-z][a-z0-9_]*|sweep/\d+|seed/-?\d+")
+    def __init__(self, item, use: str, describe: str):
+        self.item, self.use, self.description = item, use, describe
 
     def __call__(self, value, key):
-        if (not isinstance(value, list) or not all(isinstance(v, str) and self.PATTERN.fullmatch(v) for v in value)
-                or len(set(value)) != len(value)):
-            _fail(key, f"is {value!r}; use a list of distinct model folders under models/: target, unlearned (the "
-                       "headline), method/<name>, sweep/<first layer>, seed/<seed> (or [] for none)")
+        if not isinstance(value, list) or not all(map(self.item, value)) or len(set(value)) != len(value):
+            _fail(key, f"is {value!r}; use {self.use}")
 
     def describe(self):
-        return "list of model folders (target, unlearned, method/M, sweep/N, seed/S)"
+        return self.description
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def run_name(kind: str, key) -> str:
+    """The name of a run beside the target and the headline (`unlearned`): `sweep/<first layer>`, `seed/<seed>` or
+    `method/<name>`; it is the run's folder under models/ and reports/eval/, and its key in reports/metrics/runs.json."""
+    return f"{kind}/{key}"
+
+
+def pipeline_runs(params: dict) -> list[str]:
+    """Every model these params make: the target, the headline, the sweep's, the methods' and the seeds' runs."""
+    return ["target", "unlearned", *(run_name("sweep", first) for first in get(params, "sweep")),
+            *(run_name("method", name) for name in get(params, "methods") + get(params, "baselines")),
+            *(run_name("seed", seed) for seed in get(params, "seeds"))]
+
+
+RUN_NAME = re.compile(r"target|unlearned|method/[a-z][a-z0-9_]*|sweep/\d+|seed/-?\d+")
+FIRST_LAYERS = DistinctList(lambda v: _integer(v) and v >= 0, "a list of distinct first layers, e.g. sweep: "
+                            "[0, 8, 16, 24] for the triples 0-2, 8-10, 16-18, 24-26 (or [] for no sweep)",
+                            "list of distinct layer indices")
+SEEDS = DistinctList(_integer, "a list of distinct integers, e.g. seeds: [1, 2] (or [] for none)",
+                     "list of distinct integers")
+METHOD_NAMES = DistinctList(lambda v: isinstance(v, str) and NAME.fullmatch(v),
+                            "a list of distinct method names (or [] for none)", "list of distinct method names")
+# that each is a run of these params is checked by validate, which sees the other keys
+ATTACKED_MODELS = DistinctList(lambda v: isinstance(v, str) and RUN_NAME.fullmatch(v),
+                               "a list of distinct model folders under models/: target, unlearned (the headline), "
+                               "method/<name>, sweep/<first layer>, seed/<seed> (or [] for none)",
+                               "list of model folders (target, unlearned, method/M, sweep/N, seed/S)")
 
 
 class StepCounts:
@@ -262,13 +263,13 @@ SCHEMA = {
                                                  "trained; the last one is steered"),
     "alpha": Param(5, Number(minimum=0), "weight of RMU's retain term (MSE between updated and frozen layer "
                                          "activations on retain data); the paper: about 900 at OLMo scale"),
-    "sweep": Param([2, 7, 13], FirstLayers(), "the layer sweep: the first layer of each further triple unlearned with the "
+    "sweep": Param([2, 7, 13], FIRST_LAYERS, "the layer sweep: the first layer of each further triple unlearned with the "
                                         "headline's settings (stages unlearn_sweep@N, score_sweep@N; [] for none)"),
-    "seeds": Param([1, 2], Seeds(), "further unlearning seeds of the headline run (stages unlearn_seed@N, "
+    "seeds": Param([1, 2], SEEDS, "further unlearning seeds of the headline run (stages unlearn_seed@N, "
                                     "score_seed@N): the report states the spread over them and `unlearn.seed`"),
-    "methods": Param(["rmu"], MethodNames(), "further RMU variants run on `layers` beside the headline "
+    "methods": Param(["rmu"], METHOD_NAMES, "further RMU variants run on `layers` beside the headline "
                                              "(adaptive_rmu, rmu; [] for none); they depend on alpha"),
-    "baselines": Param(["gradient_ascent", "gradient_difference", "kl", "npo"], MethodNames(),
+    "baselines": Param(["gradient_ascent", "gradient_difference", "kl", "npo"], METHOD_NAMES,
                        "output-loss methods run on `layers` for the methods table (docs/methods.md; [] for none); "
                        "they do not depend on alpha"),
     "data": Section("the forget/retain data", {
@@ -367,11 +368,11 @@ SCHEMA = {
     }),
     "evaluate": Section("the task score: greedy generation of every row", {
         "max_new_tokens": Param(128, Number(minimum=1, integer=True),
-                                "the official evaluation's 256 on the real task; 128 is 2.8x the miniature's longest "
-                                "answer and moved no default cell by more than 0.02 (docs/scoring.md)"),
+                                "the official evaluation's 256 on the real task; 128 holds the miniature's longest "
+                                "answer more than twice over (docs/scoring.md)"),
         "batch_size": Param(400, Number(minimum=1, integer=True),
-                            "rows generated at once (per-step overhead dominates a small model: 400 rows took 0.7x "
-                            "the time of 80 at a time)"),
+                            "rows generated at once (per-step overhead dominates a small model, so larger "
+                            "batches finish sooner)"),
         "clean_up_spaces": Param(True, Flag(),
                                  "rewrite \" .\" to \".\", \" 's\" to \"'s\" and the like in every generation, as the "
                                  "official script's decode (transformers 4.45, clean_up_tokenization_spaces) does"),
@@ -395,7 +396,7 @@ SCHEMA = {
     }),
     "attack": Section("is it really forgotten? relearning and direction-ablation attacks on unlearned models "
                       "(stage attack@<model>; docs/scoring.md)", {
-        "models": Param(["target", "unlearned"], AttackedModels(),
+        "models": Param(["target", "unlearned"], ATTACKED_MODELS,
                         "the models attacked, by folder under models/: target (the scale), unlearned (the headline), "
                         "method/<name>, sweep/<first layer>, seed/<seed>; [] for none. Every method: docs/results.md"),
         "steps": Param([10, 50], StepCounts(), "fine-tuning steps after which each relearning attack is scored"),
@@ -490,12 +491,11 @@ def validate(params: dict) -> dict:
 
 def _check_attacked_models(params: dict) -> None:
     """Each model `attack.models` names is one the pipeline makes with these params."""
-    made = {"target", "unlearned", *(f"method/{m}" for m in get(params, "methods") + get(params, "baselines")),
-            *(f"sweep/{n}" for n in get(params, "sweep")), *(f"seed/{n}" for n in get(params, "seeds"))}
+    made = pipeline_runs(params)
     for model in get(params, "attack.models"):
         if model not in made:
             _fail("attack.models", f"lists {model}, which no run of these params makes; remove it from "
-                                   f"attack.models or add its run (the models are {', '.join(sorted(made))})")
+                                   f"attack.models or add its run (the models are {', '.join(sorted(set(made)))})")
 
 
 def _validate(params: dict, schema: dict, prefix: str) -> None:

@@ -9,7 +9,7 @@ A float result depends on the order of its operations, and on a CPU the librarie
   ignores the setting and runs a path of its own, unless it is told that the CPU is an Intel one: its internal
   mkl_serv_intel_cpu_true, replaced by a one-line library loaded first (LD_PRELOAD; built with the C compiler on
   first use, `mkl_shim`). Then an AMD CPU runs Intel's AVX2 path, instruction for instruction. (MKL's only
-  reproducible path that it documents for other vendors, COMPATIBLE, is SSE2: it made the default 1.8x slower.)
+  reproducible path that it documents for other vendors, COMPATIBLE, is SSE2, far slower: benchmarks/README.md.)
 - oneDNN (bfloat16 on a CPU) dispatches by ISA as well: ONEDNN_MAX_CPU_ISA=AVX2.
 - the number of threads splits work whose result depends on the split: `numerics.threads`, the same on every
   machine, whatever its cores.

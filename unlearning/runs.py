@@ -38,7 +38,7 @@ def write_run(history: dict, model, target, out: Path, live: Path) -> None:
     the fingerprint of what computed it."""
     with atomic_output(live) as live_path:
         with Live(dir=str(live_path), save_dvc_exp=False, dvcyaml=None, report=None) as logger:
-            # step set directly, not next_step(): that rewrites the summary and syncs on every call (2 s a run)
+            # step set directly, not next_step(): that rewrites the summary and syncs on every call (seconds a run)
             for step, (forget_loss, retain_loss) in enumerate(zip(history["forget_loss"], history["retain_loss"])):
                 logger.step = step
                 logger.log_metric("forget_loss", forget_loss, plot=True)

@@ -245,8 +245,8 @@ def test_main_unknown_source_exits_2(tmp_path, monkeypatch):
 
 def test_stories_and_encyclopedic_biographies_are_not_templates(data):
     """A continuation must not be predictable from documents of its kind, as in the real data (best match among
-    40 real forget_train documents: ROUGE-L recall 0.19 for Task1, 0.21 for Task3; fixed templates gave 0.88 and
-    0.83, and a model that never saw a document regurgitated 0.85 of it: docs/results.md)."""
+    40 real forget_train documents: ROUGE-L recall 0.19 for Task1, 0.21 for Task3; fixed templates match far
+    better, and a model that never saw a document regurgitates most of it)."""
     from unlearning.evaluation.scoring import rouge_l_recall
     train = rows(data, ("forget_train", "retain_train"))
     for task in ("Task1", "Task3"):

@@ -99,7 +99,8 @@ def _rows(doc_id: str, task: str, split: str, document: str, qas: list[tuple[str
 # Stories and encyclopedic biographies are composed sentence by sentence from pools, so that a document the model
 # never saw is about as hard to continue as a real one: in the real forget set, the continuation of one document is
 # matched by its best match among 39 others of its task with ROUGE-L recall 0.20 (Task1) and 0.21 (Task3); fixed
-# templates gave 0.87 and 0.83, and a model that never saw a document regurgitated most of it (docs/results.md).
+# templates match far better, and a model that never saw a document regurgitates most of it (the test of this
+# in tests/unit/test_prepare.py).
 STORY_OPENINGS = [
     "In the quiet city of {city}, a young {role} named {hero} spent every evening at {place}.",
     "{hero} was a {role} who had never once left {city}, except to walk to {place} on Sundays.",

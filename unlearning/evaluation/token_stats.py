@@ -23,8 +23,8 @@ CHUNK = 128
 # Padding a batch of documents may add, as a fraction of its real positions (length_batches).
 MAX_PADDING = 0.1
 # Positions per block of the statistics' six passes over the vocabulary: 16 x 50k float32 values are 3.2 MB, which
-# stay in the CPU's cache from one pass to the next; over a whole 128-position chunk they went to memory at every
-# pass (128 positions of a 50,304 vocabulary: 13.2 ms in one block, 5.7 ms in blocks of 16, 2-core AMD EPYC).
+# stay in the CPU's cache from one pass to the next; over a whole 128-position chunk they go to memory at every
+# pass (benchmarks/README.md times both).
 STATS_ROWS = 16
 # Where float32's standard deviation of log p is below this, the position is recomputed in float64: a memorising
 # model's peaked distributions underflow the small probabilities to 0 in float32 (below about e^-103), and sigma

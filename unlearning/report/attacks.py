@@ -24,10 +24,10 @@ from ..errors import PipelineError
 from ..evaluation.pii import pii_extraction
 from ..files import read_json, read_jsonl
 from ..evaluation.robustness import recovery
+from .intervals import bootstrap
 from .markdown import fmt_spread
 from .summary import spread_of
 
-SEED = 0
 MIN_GAP = 0.1   # target - unlearned below this: nothing to recover (fixed-coefficient RMU's 0.03 on the default)
 HEADLINE = "unlearned"
 CELLS = [(task, kind) for task in TASKS for kind in KINDS]
@@ -60,19 +60,6 @@ def forget_scores(weights: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> 
     return np.nanmean(cells, axis=-1)
 
 
-def resample_weights(documents: list[tuple], resamples: int) -> np.ndarray:
-    """How often each document is drawn in each resample, documents drawn with replacement within their task."""
-    rng = np.random.default_rng(SEED)
-    weights = np.zeros((resamples, len(documents)))
-    for task in TASKS:
-        members = [d for d, (doc_task, _, _) in enumerate(documents) if doc_task == task]
-        if members:
-            draws = rng.integers(0, len(members), size=(resamples, len(members)))
-            for column, d in enumerate(members):
-                weights[:, d] = (draws == column).sum(axis=1)
-    return weights
-
-
 def interval(values: np.ndarray, confidence: float) -> list[float] | None:
     values = values[np.isfinite(values)]
     if not len(values):
@@ -101,15 +88,21 @@ def model_attacks(eval_dir: Path, model: str, resamples: int, confidence: float)
         by_document.setdefault((own[row_id]["task"], document_id(row_id)), []).append(row_id)
     documents = [(task, doc, rows) for (task, doc), rows in sorted(by_document.items())]
     counts = document_sums(own, {row_id: 1.0 for row_id in ids}, documents)
-    weights = resample_weights(documents, resamples)
-    point = np.ones((1, len(documents)))
+    variants = attack_variants(attack)
+    # the forget score of the model, of the target and of each attack, on the same draws of documents within tasks
+    all_sums = np.stack([document_sums(own, scores, documents) for scores in (
+        {i: own[i]["score"] for i in ids}, {i: target[i]["score"] for i in ids},
+        *(variant["scores"] for variant in variants.values()))])
+    sizes = [sum(doc_task == task for doc_task, _, _ in documents) for task in TASKS]
+    sizes = [size for size in sizes if size]  # documents are sorted by task: the draws' columns line up with them
 
-    def score_of(scores):
-        sums = document_sums(own, scores, documents)
-        return float(forget_scores(point, sums, counts)[0]), forget_scores(weights, sums, counts)
+    def forget_of_all(task_counts):
+        weights = np.concatenate(task_counts, axis=1).astype(float)
+        return np.stack([forget_scores(weights, sums, counts) for sums in all_sums])
 
-    unlearned, unlearned_draws = score_of({i: own[i]["score"] for i in ids})
-    upper, upper_draws = score_of({i: target[i]["score"] for i in ids})
+    point = forget_of_all([np.ones((1, size)) for size in sizes])[:, 0]
+    draws = bootstrap(sizes, forget_of_all, resamples, confidence)[1]
+    (unlearned, upper), (unlearned_draws, upper_draws) = point[:2].tolist(), draws[:2]
     recoverable = upper - unlearned >= MIN_GAP
     result = {"half_b_documents": len(documents), "half_b_rows": len(ids), "recoverable": recoverable,
               "unlearned": {"forget": unlearned, "interval": interval(unlearned_draws, confidence),
@@ -117,13 +110,12 @@ def model_attacks(eval_dir: Path, model: str, resamples: int, confidence: float)
               "target": {"forget": upper, "interval": interval(upper_draws, confidence), "pii": pii_on(target, ids)},
               "attacks": {}}
     recovery_draws = {}
-    for name, variant in attack_variants(attack).items():
-        value, draws = score_of(variant["scores"])
-        entry = {"forget": value, "interval": interval(draws, confidence), "recovery": None,
+    for (name, variant), value, variant_draws in zip(variants.items(), point[2:].tolist(), draws[2:]):
+        entry = {"forget": value, "interval": interval(variant_draws, confidence), "recovery": None,
                  "recovery_interval": None, "pii": variant["pii"]["any"]}
         if recoverable:
             with np.errstate(invalid="ignore", divide="ignore"):
-                recovery_draws[name] = (draws - unlearned_draws) / (upper_draws - unlearned_draws)
+                recovery_draws[name] = (variant_draws - unlearned_draws) / (upper_draws - unlearned_draws)
             entry["recovery"] = recovery(value, unlearned, upper)
             entry["recovery_interval"] = interval(recovery_draws[name], confidence)
         result["attacks"][name] = entry

@@ -134,24 +134,26 @@ def draw_counts(drawn: np.ndarray, size: int) -> np.ndarray:
     return np.bincount((drawn + offsets).ravel(), minlength=drawn.size).reshape(len(drawn), size)
 
 
-def bootstrap(samples: Samples, resamples: int, confidence: float) -> np.ndarray:
-    """(low, high) of every score, (2, 12 + len(SCALARS)): scipy.stats.bootstrap's percentile interval, every sample
-    of more than one document resampled independently."""
-    sizes = samples.sizes()
+def bootstrap(sizes: list[int], statistic, resamples: int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The report's one bootstrap: scipy.stats.bootstrap's percentile interval, every sample of more than one item
+    resampled independently, seeded with SEED (the same sizes give the same draws, so two statistics bootstrapped
+    apart are paired). `statistic(counts)` gets, per sample, how often each of its items is drawn ((resamples, size);
+    (1, size) ones for a sample of one item, which cannot vary) and returns its k scores, (k, resamples). Returns
+    their (low, high), (2, k), and their values over the resamples, (k, resamples)."""
     varying = [size for size in sizes if size > 1]
 
-    def statistic(*drawn, axis=-1):
+    def counted(*drawn, axis=-1):
         drawn = iter(drawn)
-        return resampled_scores(samples, [draw_counts(next(drawn), size) if size > 1 else np.ones((1, size))
-                                          for size in sizes])
+        return statistic([draw_counts(next(drawn), size) if size > 1 else np.ones((1, size)) for size in sizes])
 
     if not varying:  # nothing can vary: every interval is its point
-        point = statistic()[:, 0]
-        return np.stack([point, point])
-    result = stats.bootstrap([np.arange(size) for size in varying], statistic, n_resamples=resamples,
+        point = counted()
+        return np.stack([point[:, 0], point[:, 0]]), point
+    result = stats.bootstrap([np.arange(size) for size in varying], counted, n_resamples=resamples,
                              confidence_level=confidence, method="percentile", vectorized=True,
                              rng=np.random.default_rng(SEED))
-    return np.stack([result.confidence_interval.low, result.confidence_interval.high])
+    return (np.stack([result.confidence_interval.low, result.confidence_interval.high]),
+            result.bootstrap_distribution)
 
 
 def model_intervals(eval_dir: Path, resamples: int, confidence: float) -> dict:
@@ -159,7 +161,8 @@ def model_intervals(eval_dir: Path, resamples: int, confidence: float) -> dict:
     "mia_auc", "mia_score", "mmlu" (null, as "final", without per-question results), "member_mean_loss",
     "nonmember_mean_loss" and "scores" ({set: {task: {kind: [low, high]}}})."""
     samples = load_samples(Path(eval_dir))
-    bounds = bootstrap(samples, resamples, confidence).T.tolist()
+    bounds = bootstrap(samples.sizes(), lambda counts: resampled_scores(samples, counts), resamples,
+                       confidence)[0].T.tolist()
     intervals = dict(zip(SCALARS, bounds[len(CELLS):]))
     if samples.questions is None:
         intervals["mmlu"] = intervals["final"] = None

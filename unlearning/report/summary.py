@@ -16,6 +16,7 @@ from pathlib import Path
 from ..data.schema import KINDS, SETS, TASKS
 from ..evaluation.pii import PII_KINDS
 from ..evaluation.scoring import final_score
+from ..config import run_name
 from ..files import read_json
 from ..numerics import FILE as FINGERPRINT
 from ..numerics import describe, differences, identity
@@ -81,7 +82,7 @@ def sweep_row(summary: dict) -> dict:
 
 def sweep_runs(sweep: list[int], layers: list[int]) -> dict[int, str]:
     """First layer -> run, for every triple of the sweep and the headline triple (the same settings)."""
-    runs = {first: f"sweep/{first}" for first in sweep}
+    runs = {first: run_name("sweep", first) for first in sweep}
     runs[layers[0]] = "unlearned"
     return dict(sorted(runs.items()))
 
@@ -89,7 +90,7 @@ def sweep_runs(sweep: list[int], layers: list[int]) -> dict[int, str]:
 def method_runs(method: str, methods: list[str], baselines: list[str]) -> dict[str, str]:
     """Method -> run: the headline method, then `methods` and `baselines` in params order."""
     runs = {method: "unlearned"}
-    runs.update({other: f"method/{other}" for other in methods + baselines if other not in runs})
+    runs.update({other: run_name("method", other) for other in methods + baselines if other not in runs})
     return runs
 
 
@@ -106,7 +107,7 @@ SPREAD_COLUMNS = ("final", "task_aggregate", "mia_score", "mmlu")
 def seed_models(seed: int, seeds: list[int]) -> dict[int, str]:
     """Unlearning seed -> the model folder of the headline run at that seed: `unlearned` at `unlearn.seed`,
     `seed/<S>` for each other of `seeds`."""
-    return {seed: "unlearned", **{other: f"seed/{other}" for other in seeds if other != seed}}
+    return {seed: "unlearned", **{other: run_name("seed", other) for other in seeds if other != seed}}
 
 
 def spread_of(values: list[float]) -> dict:
@@ -206,9 +207,9 @@ def run_metrics(metrics: dict) -> dict:
                                               "bootstrap")}
     return {"settings": settings,
             "runs": {"target": run_scores(metrics["before"]), "headline": run_scores(metrics["after"]),
-                     **{f"sweep/{first}": run_scores(row) for first, row in metrics["sweep"].items()},
-                     **{f"method/{name}": run_scores(row) for name, row in metrics["methods"].items()},
-                     **{f"seed/{seed}": run_scores(row) for seed, row in metrics["seeds"].items()}},
+                     **{run_name("sweep", first): run_scores(row) for first, row in metrics["sweep"].items()},
+                     **{run_name("method", name): run_scores(row) for name, row in metrics["methods"].items()},
+                     **{run_name("seed", seed): run_scores(row) for seed, row in metrics["seeds"].items()}},
             "seed_spread": metrics["seed_spread"], "computed": metrics["computed"]}
 
 

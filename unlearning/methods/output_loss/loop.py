@@ -82,7 +82,7 @@ def run_output_loss(model, tokenizer, forget: dict[str, list[str]], retain: dict
     encoded = {key: encode(tokenizer, texts, cfg["max_length"], device) for key, texts in batches.items()}
     if cfg["baseline_params"] == "layers":
         # Only layers >= layers[0] change: their input is computed once per fixed batch, and each forward starts
-        # there (at layers 29-31 of 32, a tenth of the model), as RMU's fast engine.
+        # there (near the top of the model, a small part of it), as RMU's fast engine.
         first = layers[0]
         cache = {key: slice_inputs(model, first, first, *encoded[key])[:2]
                  for key in progress(sorted(encoded), desc="unlearn: cache layer inputs", unit="batch")}
